@@ -1,0 +1,1 @@
+"""onnxruntime.capi compatibility: the module paths code written for onnxruntime imports."""

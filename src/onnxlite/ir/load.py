@@ -1,0 +1,203 @@
+"""Load and validate a model: path, bytes or ModelProto -> IR Model, with typed errors."""
+
+from __future__ import annotations
+
+import heapq
+import os
+from typing import Any
+
+import onnx
+from google.protobuf.message import DecodeError
+
+from ..errors import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
+from .graph import Graph, Model, graph_from_proto
+
+MIN_IR_VERSION = 3
+MIN_DEFAULT_OPSET = 7
+
+
+def read_model(source: Any) -> tuple[onnx.ModelProto, str | None]:
+    """Parse a model from a path, bytes or ModelProto; returns it with its folder (for external data)."""
+    if isinstance(source, onnx.ModelProto):
+        return source, None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _parse(bytes(source), "<bytes>"), None
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise NoSuchFile(f"Load model from {path} failed: file does not exist")
+        if os.path.isdir(path):
+            raise NoSuchFile(f"Load model from {path} failed: it is a directory, not a model file")
+        with open(path, "rb") as f:
+            data = f.read()
+        return _parse(data, path), os.path.dirname(os.path.abspath(path))
+    raise InvalidArgument(
+        f"cannot load a model from {type(source).__name__}: pass a file path, bytes or onnx.ModelProto"
+    )
+
+
+def _parse(data: bytes, where: str) -> onnx.ModelProto:
+    if not data:
+        raise InvalidProtobuf(f"Load model from {where} failed: the file is empty")
+    m = onnx.ModelProto()
+    try:
+        m.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise InvalidProtobuf(
+            f"Load model from {where} failed: protobuf parsing failed ({e}); "
+            "the file is corrupt, truncated or not an ONNX model"
+        ) from None
+    if not m.HasField("graph") or (not m.graph.node and not m.graph.output):
+        raise InvalidProtobuf(
+            f"Load model from {where} failed: no graph in the data; it is not an ONNX model "
+            "or it is truncated"
+        )
+    return m
+
+
+def _check_external_data(m: onnx.ModelProto, base_dir: str | None) -> None:
+    """Refuse external data locations that escape the model's folder, and missing files."""
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    root = os.path.realpath(base_dir or os.getcwd())
+    for t in _get_all_tensors(m):
+        if not uses_external_data(t):
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        loc = info.get("location", "")
+        if base_dir is None:
+            raise InvalidArgument(
+                f"tensor {t.name!r} keeps its data in external file {loc!r}; load the model from "
+                "its path so the file can be found beside it"
+            )
+        if os.path.isabs(loc) or not loc:
+            raise InvalidGraph(f"tensor {t.name!r}: external data location {loc!r} must be a relative path")
+        full = os.path.realpath(os.path.join(root, loc))
+        if os.path.commonpath([root, full]) != root:
+            raise InvalidGraph(
+                f"tensor {t.name!r}: external data location {loc!r} escapes the model's folder"
+            )
+        if not os.path.exists(full):
+            raise NoSuchFile(f"tensor {t.name!r}: external data file {loc!r} not found beside the model")
+
+
+def infer_types(m: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    """Value types from ONNX shape inference, where it succeeds (best effort)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False)
+    except Exception:
+        return {}
+    out: dict[str, onnx.TypeProto] = {}
+    for vi in inferred.graph.value_info:
+        out[vi.name] = vi.type
+    return out
+
+
+def load_model(source: Any) -> Model:
+    """Read, validate and convert a model to the IR."""
+    proto, base_dir = read_model(source)
+    if proto.ir_version and proto.ir_version < MIN_IR_VERSION:
+        raise InvalidGraph(f"model IR version {proto.ir_version} is below the supported minimum {MIN_IR_VERSION}")
+    if proto.ir_version > onnx.IR_VERSION:
+        raise InvalidGraph(
+            f"model IR version {proto.ir_version} is newer than the newest this onnx package knows "
+            f"({onnx.IR_VERSION}); upgrade onnx"
+        )
+    opsets = {("" if o.domain == "ai.onnx" else o.domain): int(o.version) for o in proto.opset_import}
+    if "" in opsets and opsets[""] < MIN_DEFAULT_OPSET:
+        raise InvalidGraph(
+            f"default-domain opset {opsets['']} is not supported (minimum {MIN_DEFAULT_OPSET}); "
+            "convert the model with onnx.version_converter"
+        )
+    if "" in opsets and opsets[""] > onnx.defs.onnx_opset_version():
+        raise InvalidGraph(
+            f"default-domain opset {opsets['']} is newer than the newest this onnx package knows "
+            f"({onnx.defs.onnx_opset_version()})"
+        )
+    _check_external_data(proto, base_dir)
+    if proto.functions:
+        try:
+            proto = onnx.inliner.inline_local_functions(proto)
+        except Exception as e:
+            raise InvalidGraph(f"cannot inline the model's local functions: {e}") from None
+    types = infer_types(proto) if proto.ByteSize() < 2**31 else {}
+    try:
+        graph = graph_from_proto(proto.graph, base_dir, types)
+    except ValueError as e:
+        raise InvalidGraph(str(e)) from None
+    except Exception as e:
+        raise Fail(f"cannot read the model's tensors: {e}") from None
+    validate_graph(graph, opsets, outer=set())
+    meta = {p.key: p.value for p in proto.metadata_props}
+    return Model(
+        graph=graph,
+        opsets=opsets,
+        ir_version=proto.ir_version,
+        producer_name=proto.producer_name,
+        producer_version=proto.producer_version,
+        domain=proto.domain,
+        model_version=proto.model_version,
+        doc=proto.doc_string,
+        metadata=meta,
+    )
+
+
+def validate_graph(g: Graph, opsets: dict[str, int], outer: set[str]) -> None:
+    """Check opset imports, single assignment and defined values; sort the nodes topologically."""
+    for n in g.nodes:
+        dom = "" if n.domain == "ai.onnx" else n.domain
+        if dom not in opsets:
+            raise InvalidGraph(
+                f"{n.describe()} uses domain {dom or 'ai.onnx'!r}, which the model does not import "
+                "(add it to opset_import)"
+            )
+    produced: dict[str, str] = {}
+    available = set(outer) | {v.name for v in g.inputs} | set(g.initializers)
+    for n in g.nodes:
+        for o in n.outputs:
+            if not o:
+                continue
+            if o in produced:
+                raise InvalidGraph(f"value {o!r} is produced twice (by {produced[o]} and {n.describe()})")
+            produced[o] = n.describe()
+    for n in g.nodes:
+        for i in n.inputs:
+            if i and i not in available and i not in produced:
+                raise InvalidGraph(f"{n.describe()} reads value {i!r}, which nothing defines")
+        for _, sub in n.graphs():
+            validate_graph(sub, opsets, available | set(produced))
+    for o in g.outputs:
+        if o.name not in available and o.name not in produced:
+            raise InvalidGraph(f"graph output {o.name!r} is not produced by any node")
+    g.nodes = toposort(g, available)
+
+
+def toposort(g: Graph, available: set[str]) -> list[Any]:
+    """Nodes in dependency order (stable: keeps file order where it is valid); cycles -> InvalidGraph."""
+    ready = set(available)
+    producers = {o: i for i, n in enumerate(g.nodes) for o in n.outputs if o}
+    deps: list[set[int]] = []
+    users: dict[int, list[int]] = {}
+    for i, n in enumerate(g.nodes):
+        names = [x for x in n.inputs if x]
+        for _, sub in n.graphs():
+            names.extend(sub.free_names())
+        d = {producers[x] for x in names if x not in ready and x in producers}
+        deps.append(d)
+        for j in d:
+            users.setdefault(j, []).append(i)
+    heap = [i for i, d in enumerate(deps) if not d]
+    heapq.heapify(heap)
+    order = []
+    remaining = [len(d) for d in deps]
+    while heap:
+        i = heapq.heappop(heap)
+        order.append(i)
+        for u in users.get(i, ()):
+            remaining[u] -= 1
+            if remaining[u] == 0:
+                heapq.heappush(heap, u)
+    if len(order) != len(g.nodes):
+        stuck = [g.nodes[i].describe() for i in range(len(g.nodes)) if remaining[i] > 0][:5]
+        raise InvalidGraph(f"the graph has a cycle through {', '.join(stuck)}")
+    return [g.nodes[i] for i in order]

@@ -1,0 +1,205 @@
+"""SessionOptions, RunOptions and the option enums, as in onnxruntime."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from .errors import InvalidArgument
+
+
+class GraphOptimizationLevel(enum.IntEnum):
+    ORT_DISABLE_ALL = 0
+    ORT_ENABLE_BASIC = 1
+    ORT_ENABLE_EXTENDED = 2
+    ORT_ENABLE_LAYOUT = 3
+    ORT_ENABLE_ALL = 99
+
+
+class ExecutionMode(enum.IntEnum):
+    ORT_SEQUENTIAL = 0
+    ORT_PARALLEL = 1
+
+
+class ExecutionOrder(enum.IntEnum):
+    DEFAULT = 0
+    PRIORITY_BASED = 1
+    MEMORY_EFFICIENT = 2
+
+
+def _check_int(name: str, value: Any, lo: int = 0, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+        raise InvalidArgument(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, int)):
+        raise InvalidArgument(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+class SessionOptions:
+    """Options of an InferenceSession (onnxruntime.SessionOptions).
+
+    Fields that onnxlite stores but does not act on yet: ``execution_order``, ``enable_cpu_mem_arena``,
+    ``enable_mem_pattern``, ``enable_mem_reuse``, ``use_deterministic_compute`` (numpy kernels are
+    deterministic), ``log_verbosity_level``, ``execution_mode``/``inter_op_num_threads`` (runs are
+    sequential), ``intra_op_num_threads`` (numpy's BLAS picks its threads),
+    ``graph_optimization_level``/``optimized_model_filepath`` (no graph optimizer yet; the file is
+    written unoptimized) and free-dimension overrides by denotation.
+    """
+
+    def __init__(self) -> None:
+        self._level = GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._mode = ExecutionMode.ORT_SEQUENTIAL
+        self._order = ExecutionOrder.DEFAULT
+        self._intra = 0
+        self._inter = 0
+        self._log_severity = 2
+        self._log_verbosity = 0
+        self.enable_profiling = False
+        self.profile_file_prefix = "onnxruntime_profile_"
+        self.optimized_model_filepath = ""
+        self.enable_cpu_mem_arena = True
+        self.enable_mem_pattern = True
+        self.enable_mem_reuse = True
+        self.use_deterministic_compute = False
+        self.use_per_session_threads = True
+        self.logid = ""
+        self._config: dict[str, str] = {}
+        self._free_dims_by_name: dict[str, int] = {}
+        self._free_dims_by_denotation: dict[str, int] = {}
+        self._initializers: dict[str, Any] = {}
+        self._custom_op_libraries: list[str] = []
+
+    @property
+    def graph_optimization_level(self) -> GraphOptimizationLevel:
+        return self._level
+
+    @graph_optimization_level.setter
+    def graph_optimization_level(self, value: Any) -> None:
+        try:
+            self._level = GraphOptimizationLevel(int(value))
+        except (ValueError, TypeError):
+            raise InvalidArgument(
+                f"graph_optimization_level must be a GraphOptimizationLevel "
+                f"({', '.join(m.name for m in GraphOptimizationLevel)}), got {value!r}"
+            ) from None
+
+    @property
+    def execution_mode(self) -> ExecutionMode:
+        return self._mode
+
+    @execution_mode.setter
+    def execution_mode(self, value: Any) -> None:
+        try:
+            self._mode = ExecutionMode(int(value))
+        except (ValueError, TypeError):
+            raise InvalidArgument(f"execution_mode must be an ExecutionMode, got {value!r}") from None
+
+    @property
+    def execution_order(self) -> ExecutionOrder:
+        return self._order
+
+    @execution_order.setter
+    def execution_order(self, value: Any) -> None:
+        try:
+            self._order = ExecutionOrder(int(value))
+        except (ValueError, TypeError):
+            raise InvalidArgument(f"execution_order must be an ExecutionOrder, got {value!r}") from None
+
+    @property
+    def intra_op_num_threads(self) -> int:
+        return self._intra
+
+    @intra_op_num_threads.setter
+    def intra_op_num_threads(self, value: Any) -> None:
+        self._intra = _check_int("intra_op_num_threads", value)
+
+    @property
+    def inter_op_num_threads(self) -> int:
+        return self._inter
+
+    @inter_op_num_threads.setter
+    def inter_op_num_threads(self, value: Any) -> None:
+        self._inter = _check_int("inter_op_num_threads", value)
+
+    @property
+    def log_severity_level(self) -> int:
+        return self._log_severity
+
+    @log_severity_level.setter
+    def log_severity_level(self, value: Any) -> None:
+        self._log_severity = _check_int("log_severity_level", value, 0, 4)
+
+    @property
+    def log_verbosity_level(self) -> int:
+        return self._log_verbosity
+
+    @log_verbosity_level.setter
+    def log_verbosity_level(self, value: Any) -> None:
+        self._log_verbosity = _check_int("log_verbosity_level", value)
+
+    def add_session_config_entry(self, key: str, value: str) -> None:
+        """Set a session configuration entry (e.g. ``session.disable_cpu_ep_fallback``)."""
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidArgument("session config entries take a str key and a str value")
+        self._config[key] = value
+
+    def get_session_config_entry(self, key: str) -> str:
+        try:
+            return self._config[key]
+        except KeyError:
+            raise InvalidArgument(f"session config entry {key!r} is not set") from None
+
+    def add_free_dimension_override_by_name(self, dim_name: str, dim_value: int) -> None:
+        """Fix the symbolic dimension ``dim_name`` of the inputs to ``dim_value``."""
+        self._free_dims_by_name[str(dim_name)] = _check_int("dim_value", dim_value)
+
+    def add_free_dimension_override_by_denotation(self, dim_denotation: str, dim_value: int) -> None:
+        self._free_dims_by_denotation[str(dim_denotation)] = _check_int("dim_value", dim_value)
+
+    def add_initializer(self, name: str, val: Any) -> None:
+        """Override the initializer ``name`` with an OrtValue (or numpy array)."""
+        self._initializers[str(name)] = val
+
+    def add_external_initializers(self, names: list[str], values: list[Any]) -> None:
+        for n, v in zip(names, values):
+            self.add_initializer(n, v)
+
+    def register_custom_ops_library(self, library_path: str) -> None:
+        """Native custom-op libraries cannot be loaded by a pure-Python runtime."""
+        from .errors import NotImplemented_
+
+        raise NotImplemented_(
+            f"cannot load custom op library {library_path!r}: onnxlite runs Python kernels only; "
+            "register Python kernels instead"
+        )
+
+    def has_providers(self) -> bool:
+        return False
+
+
+class RunOptions:
+    """Per-run options (onnxruntime.RunOptions); set ``terminate = True`` to cancel runs in flight."""
+
+    def __init__(self) -> None:
+        self.log_severity_level = 2
+        self.log_verbosity_level = 0
+        self.logid = ""
+        self.terminate = False
+        self.only_execute_path_to_fetches = False
+        self._config: dict[str, str] = {}
+
+    def add_run_config_entry(self, key: str, value: str) -> None:
+        self._config[str(key)] = str(value)
+
+    def get_run_config_entry(self, key: str) -> str:
+        try:
+            return self._config[key]
+        except KeyError:
+            raise InvalidArgument(f"run config entry {key!r} is not set") from None

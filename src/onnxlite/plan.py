@@ -1,0 +1,217 @@
+"""The compiled, flat execution plan and its run loop.
+
+A graph compiles once into steps ``(fn, in_slots, out_slots, free_slots)``: kernels are resolved
+and attributes bound at build time, values live in integer slots of a list, and the slots to clear
+after each step are computed per set of requested outputs (only the steps those outputs need are
+kept). The run loop knows no op names.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import Fail, OnnxliteError, RuntimeException
+from .ir.graph import Graph, Node
+from .providers.registry import NodeInfo
+
+NONE_SLOT = 0  # always None: missing optional inputs
+SINK_SLOT = 1  # receives skipped optional outputs ('' names)
+
+
+@dataclass(frozen=True)
+class Step:
+    fn: Callable[..., Any]
+    ins: tuple[int, ...]
+    outs: tuple[int, ...]
+    node: Node
+    provider: str
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The steps needed for one set of fetched slots, with their free lists."""
+
+    steps: tuple[tuple[Callable[..., Any], tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...]
+    step_index: tuple[int, ...]  # index into Plan.steps, for error messages and profiling
+    fetch: tuple[int, ...]
+
+
+class Terminated(RuntimeException):
+    """The run was cancelled through RunOptions.terminate."""
+
+
+def describe_values(values: Sequence[Any]) -> str:
+    parts = []
+    for v in values:
+        if v is None:
+            parts.append("None")
+        elif isinstance(v, list):
+            parts.append(f"sequence[{len(v)}]")
+        else:
+            a = np.asarray(v)
+            parts.append(f"{a.dtype}{list(a.shape)}")
+    return ", ".join(parts)
+
+
+class Plan:
+    """A compiled graph. Subgraphs (If/Loop/Scan bodies) are Plans too, reading outer values."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        steps: list[Step],
+        slots: dict[str, int],
+        constants: Mapping[str, Any],
+        outer: Sequence[str],
+    ) -> None:
+        self.graph = graph
+        self.steps = steps
+        self.slots = slots
+        self.n_slots = max(slots.values(), default=SINK_SLOT) + 1
+        template: list[Any] = [None] * self.n_slots
+        for name, value in constants.items():
+            template[slots[name]] = value
+        self.template = template
+        self.input_names = [v.name for v in graph.inputs]
+        self.input_slots = [slots[n] for n in self.input_names]
+        self.outer_names = list(outer)
+        self.outer_slots = [(slots[n], n) for n in outer]
+        self.output_names = [v.name for v in graph.outputs]
+        self._variants: dict[tuple[int, ...], Variant] = {}
+        self._lock = threading.Lock()
+        self.full = self.variant(tuple(slots[n] for n in self.output_names))
+
+    def variant(self, fetch: tuple[int, ...]) -> Variant:
+        v = self._variants.get(fetch)
+        if v is None:
+            with self._lock:
+                v = self._variants.get(fetch) or self._build_variant(fetch)
+                self._variants[fetch] = v
+        return v
+
+    def _build_variant(self, fetch: tuple[int, ...]) -> Variant:
+        needed = set(fetch)
+        keep: list[int] = []
+        for idx in range(len(self.steps) - 1, -1, -1):
+            st = self.steps[idx]
+            if needed.intersection(st.outs):
+                keep.append(idx)
+                needed.update(st.ins)
+        keep.reverse()
+        last_use: dict[int, int] = {}
+        for pos, idx in enumerate(keep):
+            for s in self.steps[idx].ins:
+                last_use[s] = pos
+        keep_alive = set(fetch) | {NONE_SLOT}
+        frees: list[list[int]] = [[] for _ in keep]
+        for s, pos in last_use.items():
+            if s not in keep_alive:
+                frees[pos].append(s)
+        for pos, idx in enumerate(keep):
+            for s in self.steps[idx].outs:
+                if s not in keep_alive and s not in last_use:
+                    frees[pos].append(s)  # produced but never read: drop at once
+        steps = tuple(
+            (self.steps[idx].fn, self.steps[idx].ins, self.steps[idx].outs, tuple(sorted(set(fr))))
+            for idx, fr in zip(keep, frees)
+        )
+        return Variant(steps, tuple(keep), fetch)
+
+    def execute(self, vals: list[Any], variant: Variant, terminate: Any = None) -> list[Any]:
+        """Run the variant's steps over ``vals`` (filled with inputs); returns the fetched values."""
+        steps = variant.steps
+        pos = 0
+        try:
+            if terminate is None:
+                for pos, (fn, ins, outs, free) in enumerate(steps):  # noqa: B007
+                    res = fn(*[vals[i] for i in ins])
+                    if len(outs) == 1:
+                        vals[outs[0]] = res[0] if type(res) is tuple else res
+                    else:
+                        for o, r in zip(outs, res):
+                            vals[o] = r
+                    for f in free:
+                        vals[f] = None
+            else:
+                for pos, (fn, ins, outs, free) in enumerate(steps):  # noqa: B007
+                    if terminate.terminate:
+                        raise Terminated("Exiting due to terminate flag being set to true.")
+                    res = fn(*[vals[i] for i in ins])
+                    if len(outs) == 1:
+                        vals[outs[0]] = res[0] if type(res) is tuple else res
+                    else:
+                        for o, r in zip(outs, res):
+                            vals[o] = r
+                    for f in free:
+                        vals[f] = None
+        except Terminated:
+            raise
+        except Exception as e:
+            raise self.step_error(variant, pos, vals, e) from e
+        return [vals[i] for i in variant.fetch]
+
+    def step_error(self, variant: Variant, pos: int, vals: list[Any], e: Exception) -> Exception:
+        st = self.steps[variant.step_index[pos]]
+        inputs = describe_values([vals[i] for i in st.ins])
+        msg = (
+            f"Non-zero status code returned while running {st.node.op_type} node. "
+            f"Name:'{st.node.name}' Status Message: {type(e).__name__}: {e} "
+            f"(inputs: {inputs}; provider {st.provider})"
+        )
+        if isinstance(e, OnnxliteError):
+            return type(e)(msg)
+        return Fail(msg)
+
+    def run_subgraph(self, inputs: Sequence[Any], outer: Mapping[str, Any]) -> list[Any]:
+        """Run as a subgraph: formal inputs by position, outer-scope values by name."""
+        vals = self.template.copy()
+        for s, v in zip(self.input_slots, inputs):
+            vals[s] = v
+        for s, name in self.outer_slots:
+            vals[s] = outer[name]
+        return self.execute(vals, self.full)
+
+
+def node_info(
+    node: Node,
+    version: int,
+    graph: Graph,
+    opsets: Mapping[str, int],
+    subgraphs: Mapping[str, Any],
+    implicit: Sequence[str],
+) -> NodeInfo:
+    def tp(name: str) -> Any:
+        if not name:
+            return None
+        t = graph.type_of(name)
+        if t is None and name in graph.initializers:
+            from onnx import helper
+
+            from .types import onnx_type
+
+            arr = graph.initializers[name]
+            try:
+                t = helper.make_tensor_type_proto(onnx_type(arr.dtype), list(arr.shape))
+            except TypeError:
+                t = None
+        return t
+
+    return NodeInfo(
+        name=node.name,
+        op_type=node.op_type,
+        domain="" if node.domain == "ai.onnx" else node.domain,
+        version=version,
+        inputs=tuple(node.inputs),
+        outputs=tuple(node.outputs),
+        attrs={k: v for k, v in node.attrs.items() if k not in subgraphs},
+        input_types=tuple(tp(n) for n in node.inputs),
+        output_types=tuple(tp(n) for n in node.outputs),
+        subgraphs=subgraphs,
+        implicit_inputs=tuple(implicit),
+        opsets=opsets,
+    )

@@ -1,0 +1,403 @@
+"""InferenceSession: load -> (optimize) -> partition -> plan -> run, with onnxruntime's API."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+
+from . import profiling
+from .compile import BuildContext, compile_graph
+from .errors import InvalidArgument, OnnxliteError
+from .iobinding import IOBinding
+from .ir.graph import Model, ValueInfo
+from .ir.load import load_model
+from .options import RunOptions, SessionOptions
+from .ortvalue import OrtValue
+from .plan import Plan
+from .providers import ALL_PROVIDER_NAMES, PROVIDER_CLASSES, available_providers
+from .providers.base import ExecutionProvider
+from .providers.cpu.provider import CPUExecutionProvider
+from .types import np_dtype, type_shape, type_string
+
+log = logging.getLogger("onnxlite")
+
+
+class NodeArg:
+    """A graph input or output: ``name``, ``type`` ('tensor(float)') and ``shape``."""
+
+    __slots__ = ("name", "shape", "type")
+
+    def __init__(self, name: str, type: str, shape: Any) -> None:  # noqa: A002 - ORT's name
+        self.name = name
+        self.type = type
+        self.shape = shape
+
+    def __repr__(self) -> str:
+        return f"NodeArg(name={self.name!r}, type={self.type!r}, shape={self.shape!r})"
+
+
+class ModelMetadata:
+    """The model's metadata, as onnxruntime.ModelMetadata."""
+
+    def __init__(self, model: Model) -> None:
+        self.producer_name = model.producer_name
+        self.graph_name = model.graph.name
+        self.domain = model.domain
+        self.description = model.doc
+        self.graph_description = model.graph.doc
+        self.version = model.model_version
+        self.custom_metadata_map = dict(model.metadata)
+
+
+def _parse_providers(
+    providers: Sequence[Any] | None, provider_options: Sequence[Mapping[str, Any]] | None
+) -> list[tuple[str, dict[str, str]]]:
+    if providers is None:
+        return [(n, {}) for n in available_providers()]
+    if isinstance(providers, str):
+        providers = [providers]
+    if provider_options is not None and len(provider_options) != len(providers):
+        raise InvalidArgument(
+            f"provider_options has {len(provider_options)} entries for {len(providers)} providers; "
+            "they must have the same length"
+        )
+    out: list[tuple[str, dict[str, str]]] = []
+    for i, p in enumerate(providers):
+        if isinstance(p, (tuple, list)) and len(p) == 2 and isinstance(p[0], str):
+            name, opts = p[0], dict(p[1] or {})
+        elif isinstance(p, str):
+            name, opts = p, {}
+        else:
+            raise InvalidArgument(
+                f"providers[{i}] must be a provider name or a (name, options dict) tuple, got {p!r}"
+            )
+        if provider_options is not None:
+            opts.update(provider_options[i] or {})
+        if name not in ALL_PROVIDER_NAMES:
+            raise ValueError(
+                f"Unknown execution provider {name!r}. Known providers: {', '.join(ALL_PROVIDER_NAMES)}"
+            )
+        if any(name == n for n, _ in out):
+            raise InvalidArgument(f"provider {name!r} is listed twice")
+        out.append((name, {str(k): str(v) for k, v in opts.items()}))
+    return out
+
+
+class InferenceSession:
+    """Run an ONNX model: ``InferenceSession(path_or_bytes, sess_options, providers, provider_options)``.
+
+    ``path_or_bytes`` is a file path, the serialized model, or an ``onnx.ModelProto``.
+    """
+
+    def __init__(
+        self,
+        path_or_bytes: Any,
+        sess_options: SessionOptions | None = None,
+        providers: Sequence[Any] | None = None,
+        provider_options: Sequence[Mapping[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        t0 = time.perf_counter_ns()
+        if sess_options is not None and not isinstance(sess_options, SessionOptions):
+            raise InvalidArgument(f"sess_options must be a SessionOptions, got {type(sess_options).__name__}")
+        unknown = set(kwargs) - {"disabled_optimizers", "read_config_from_model"}
+        if unknown:
+            raise TypeError(f"InferenceSession got unexpected keyword argument(s) {sorted(unknown)}")
+        self._sess_options = sess_options if sess_options is not None else SessionOptions()
+        self._disabled_optimizers = list(kwargs.get("disabled_optimizers") or [])
+        self._fallback = True
+        self._model_path = path_or_bytes if isinstance(path_or_bytes, str) else None
+        self._model = load_model(path_or_bytes)
+        self._profiler = profiling.Profiler(self._sess_options) if self._sess_options.enable_profiling else None
+        if self._profiler is not None:
+            self._profiler.session_event("model_loading_uri", t0, time.perf_counter_ns())
+        self._lock = threading.Lock()
+        self._build(providers, provider_options)
+        if self._profiler is not None:
+            self._profiler.session_event("session_initialization", t0, time.perf_counter_ns())
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _build(self, providers: Sequence[Any] | None, provider_options: Any) -> None:
+        requested = _parse_providers(providers, provider_options)
+        instances: list[ExecutionProvider] = []
+        cpu: ExecutionProvider | None = None
+        for name, opts in requested:
+            cls = PROVIDER_CLASSES.get(name)
+            why = "onnxlite does not implement it" if cls is None else cls.availability()
+            if why is not None:
+                warnings.warn(
+                    f"Specified provider '{name}' is not in available provider names "
+                    f"({', '.join(available_providers())}): {why}; it is skipped",
+                    stacklevel=3,
+                )
+                continue
+            assert cls is not None
+            ep = cls(opts)
+            instances.append(ep)
+            if isinstance(ep, CPUExecutionProvider):
+                cpu = ep
+        self._requested_cpu = cpu is not None
+        if cpu is None:
+            cpu = CPUExecutionProvider()
+        self._providers = instances
+        self._cpu = cpu
+        so = self._sess_options
+        fallback_off = so._config.get("session.disable_cpu_ep_fallback", "0") == "1"
+        graph = self._model.graph
+        self._apply_overrides()
+        ctx = BuildContext(self._model.opsets, instances, cpu, allow_cpu_fallback=not fallback_off)
+        self._plan: Plan = compile_graph(graph, ctx)
+        if so.optimized_model_filepath:
+            self._save_model(so.optimized_model_filepath)
+        inits = set(graph.initializers)
+        legacy = self._model.ir_version < 4
+        self._inputs = [v for v in graph.inputs if v.name not in inits]
+        self._overridable = [] if legacy else [v for v in graph.inputs if v.name in inits]
+        self._feedable = {v.name: self._plan.slots[v.name] for v in self._inputs + self._overridable}
+        self._input_args = [self._node_arg(v) for v in self._inputs]
+        self._output_args = [self._node_arg(v) for v in graph.outputs]
+        self._expect = {v.name: self._expected(v) for v in self._inputs + self._overridable}
+        if so.log_severity_level == 0:
+            counts: dict[str, int] = {}
+            for st in self._plan.steps:
+                counts[st.provider] = counts.get(st.provider, 0) + 1
+            log.info("session built: %s nodes per provider", counts)
+
+    def _apply_overrides(self) -> None:
+        so = self._sess_options
+        graph = self._model.graph
+        for name, value in so._initializers.items():
+            if name not in graph.initializers:
+                raise InvalidArgument(f"add_initializer: the model has no initializer named {name!r}")
+            arr = value.numpy() if isinstance(value, OrtValue) else np.asarray(value)
+            graph.initializers[name] = arr
+        if so._free_dims_by_name:
+            for v in graph.inputs:
+                if v.type is not None and v.type.HasField("tensor_type"):
+                    for d in v.type.tensor_type.shape.dim:
+                        if d.HasField("dim_param") and d.dim_param in so._free_dims_by_name:
+                            d.dim_value = so._free_dims_by_name[d.dim_param]
+
+    def _save_model(self, path: str) -> None:
+        from .ir.save import model_to_proto
+
+        onnx.save_model(model_to_proto(self._model), path)
+
+    @staticmethod
+    def _node_arg(v: ValueInfo) -> NodeArg:
+        return NodeArg(v.name, type_string(v.type), type_shape(v.type))
+
+    @staticmethod
+    def _expected(v: ValueInfo) -> tuple[str, Any, list[Any] | None]:
+        """(kind, numpy dtype or None, declared dims) of an input."""
+        tp = v.type
+        if tp is None:
+            return ("any", None, None)
+        which = tp.WhichOneof("value")
+        if which == "tensor_type":
+            et = tp.tensor_type.elem_type
+            dt = np_dtype(et) if et else None
+            return ("tensor", dt, type_shape(tp))
+        if which == "sequence_type":
+            return ("seq", None, None)
+        if which == "optional_type":
+            return ("optional", None, None)
+        return ("any", None, None)
+
+    # -- introspection ------------------------------------------------------------------------
+
+    def get_inputs(self) -> list[NodeArg]:
+        return list(self._input_args)
+
+    def get_outputs(self) -> list[NodeArg]:
+        return list(self._output_args)
+
+    def get_overridable_initializers(self) -> list[NodeArg]:
+        return [self._node_arg(v) for v in self._overridable]
+
+    def get_modelmeta(self) -> ModelMetadata:
+        return ModelMetadata(self._model)
+
+    def get_providers(self) -> list[str]:
+        names = [ep.name for ep in self._providers if ep is not self._cpu]
+        return [*names, self._cpu.name]
+
+    def get_provider_options(self) -> dict[str, dict[str, str]]:
+        eps = [ep for ep in self._providers if ep is not self._cpu] + [self._cpu]
+        return {ep.name: dict(ep.options) for ep in eps}
+
+    def get_session_options(self) -> SessionOptions:
+        return self._sess_options
+
+    def get_profiling_start_time_ns(self) -> int:
+        return self._profiler.start_ns if self._profiler is not None else 0
+
+    def set_providers(
+        self, providers: Sequence[Any] | None = None, provider_options: Sequence[Mapping[str, Any]] | None = None
+    ) -> None:
+        """Rebuild the session for a new provider list."""
+        self._build(providers, provider_options)
+
+    def disable_fallback(self) -> None:
+        self._fallback = False
+
+    def enable_fallback(self) -> None:
+        self._fallback = True
+
+    def end_profiling(self) -> str:
+        """Write the profile (Chrome trace JSON) and return its file name; '' if profiling is off."""
+        if self._profiler is None:
+            return ""
+        return self._profiler.write()
+
+    def io_binding(self) -> IOBinding:
+        return IOBinding(self)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def _feed_value(self, name: str, value: Any) -> Any:
+        if isinstance(value, OrtValue):
+            value = value.value()
+        kind, dtype, dims = self._expect[name]
+        if kind == "seq":
+            if not isinstance(value, (list, tuple)):
+                raise InvalidArgument(f"input {name!r} is a sequence: feed a list of arrays, got {type(value).__name__}")
+            return [np.asarray(v) for v in value]
+        if kind == "optional":
+            if value is None or isinstance(value, list):
+                return value
+            return np.asarray(value)
+        if kind == "any":
+            return value if isinstance(value, list) or value is None else np.asarray(value)
+        if not isinstance(value, np.ndarray):
+            try:
+                value = np.asarray(value, dtype=dtype) if dtype is not None else np.asarray(value)
+            except (TypeError, ValueError) as e:
+                raise InvalidArgument(f"input {name!r}: cannot convert {type(value).__name__} to a tensor: {e}") from None
+        if dtype is not None and value.dtype != dtype:
+            if dtype == np.dtype(object) and value.dtype.kind in "US":
+                value = value.astype(object)
+            else:
+                raise InvalidArgument(
+                    f"Unexpected input data type for input {name!r}. Actual: ({_tname(value.dtype)}), "
+                    f"expected: ({_tname(dtype)})"
+                )
+        if dims is not None:
+            if value.ndim != len(dims):
+                raise InvalidArgument(
+                    f"Invalid rank for input {name!r}: got {value.ndim} (shape {list(value.shape)}), "
+                    f"expected {len(dims)} (shape {dims})"
+                )
+            for i, (got, want) in enumerate(zip(value.shape, dims)):
+                if isinstance(want, int) and got != want:
+                    raise InvalidArgument(
+                        f"Got invalid dimensions for input {name!r} for index {i}: got {got}, "
+                        f"expected {want} (declared shape {dims}, given {list(value.shape)})"
+                    )
+        return value
+
+    def _prepare(self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any]) -> tuple[list[Any], Any]:
+        if not isinstance(input_feed, Mapping):
+            raise InvalidArgument(f"input_feed must be a dict of name -> value, got {type(input_feed).__name__}")
+        plan = self._plan
+        if output_names:
+            if isinstance(output_names, str):
+                raise InvalidArgument("output_names must be a list of names, not a str")
+            unknown = [n for n in output_names if n not in plan.slots or n not in plan.output_names]
+            if unknown:
+                raise InvalidArgument(
+                    f"Invalid output name(s) {unknown}; the model's outputs are {plan.output_names}"
+                )
+            fetch = tuple(plan.slots[n] for n in output_names)
+            variant = plan.variant(fetch)
+        else:
+            variant = plan.full
+        vals = plan.template.copy()
+        for name, value in input_feed.items():
+            slot = self._feedable.get(name)
+            if slot is None:
+                raise InvalidArgument(
+                    f"Invalid input name: {name!r}; the model's inputs are {[a.name for a in self._input_args]}"
+                )
+            vals[slot] = self._feed_value(name, value)
+        missing = [v.name for v in self._inputs if v.name not in input_feed]
+        if missing:
+            raise InvalidArgument(
+                f"Required inputs ({missing}) are missing from input feed "
+                f"({list(input_feed)}); the model's inputs are {[a.name for a in self._input_args]}"
+            )
+        return vals, variant
+
+    def run(
+        self,
+        output_names: Sequence[str] | None,
+        input_feed: Mapping[str, Any],
+        run_options: RunOptions | None = None,
+    ) -> list[Any]:
+        """Compute the outputs named (all when None or []) from ``input_feed`` {name: array}."""
+        vals, variant = self._prepare(output_names, input_feed)
+        if self._profiler is not None:
+            results = self._profiler.run(self._plan, vals, variant)
+        else:
+            results = self._plan.execute(vals, variant, run_options)
+        return [_output(r) for r in results]
+
+    def run_with_ort_values(
+        self,
+        output_names: Sequence[str] | None,
+        input_dict_ort_values: Mapping[str, Any],
+        run_options: RunOptions | None = None,
+    ) -> list[OrtValue]:
+        """Like run, with OrtValues in and out."""
+        return [OrtValue(v) for v in self.run(output_names, input_dict_ort_values, run_options)]
+
+    def run_async(
+        self,
+        output_names: Sequence[str] | None,
+        input_feed: Mapping[str, Any],
+        callback: Callable[[Any, Any, str], None],
+        user_data: Any = None,
+        run_options: RunOptions | None = None,
+    ) -> None:
+        """Run in a background thread; ``callback(outputs, user_data, error_message)`` gets the result."""
+
+        def work() -> None:
+            try:
+                out = self.run(output_names, input_feed, run_options)
+            except OnnxliteError as e:
+                callback(None, user_data, str(e))
+                return
+            callback(out, user_data, "")
+
+        threading.Thread(target=work, daemon=True).start()
+
+    def run_with_iobinding(self, iobinding: IOBinding, run_options: RunOptions | None = None) -> None:
+        iobinding._run(run_options)
+
+
+def _tname(dt: Any) -> str:
+    from .types import elem_name, onnx_type
+
+    try:
+        return f"tensor({elem_name(onnx_type(dt))})"
+    except TypeError:
+        return str(dt)
+
+
+def _output(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        # Outputs derived from initializers are read-only views; hand the caller its own copy.
+        return value if value.flags.writeable else value.copy()
+    if isinstance(value, np.generic):
+        return np.asarray(value)
+    if isinstance(value, list):
+        return [_output(v) for v in value]
+    return value
