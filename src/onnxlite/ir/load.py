@@ -13,7 +13,7 @@ from ..errors import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuc
 from .graph import Graph, Model, graph_from_proto
 
 MIN_IR_VERSION = 3
-MIN_DEFAULT_OPSET = 7
+MIN_DEFAULT_OPSET = 1
 
 
 def read_model(source: Any) -> tuple[onnx.ModelProto, str | None]:
