@@ -1,0 +1,166 @@
+"""Conv family kernels against onnx.reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tests.oracle import check_node, node_model, run_onnxlite
+
+RNG = np.random.default_rng(0)
+
+
+def rand(*shape, dtype=np.float32):
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {},
+        {"pads": [1, 1, 1, 1]},
+        {"pads": [0, 1, 2, 1], "strides": [2, 1]},
+        {"strides": [2, 2], "dilations": [2, 1], "pads": [2, 1, 2, 1]},
+        {"auto_pad": "SAME_UPPER", "strides": [2, 2]},
+        {"auto_pad": "SAME_LOWER", "strides": [2, 3]},
+        {"auto_pad": "VALID", "strides": [2, 2]},
+        {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]},
+    ],
+)
+def test_conv_2d(attrs):
+    x, w, b = rand(2, 4, 9, 8), rand(6, 4, 3, 3), rand(6)
+    check_node("Conv", {"x": x, "w": w, "b": b}, attrs, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("c", "m", "group"), [(4, 6, 2), (6, 6, 6), (4, 8, 4), (8, 4, 2)]
+)
+def test_conv_grouped_and_depthwise(c, m, group):
+    x, w = rand(2, c, 7, 7), rand(m, c // group, 3, 3)
+    attrs = {"group": group, "pads": [1, 1, 1, 1], "strides": [2, 1]}
+    check_node("Conv", {"x": x, "w": w}, attrs, rtol=1e-4, atol=1e-5)
+
+
+def test_conv_1x1_is_gemm():
+    x, w = rand(1, 16, 5, 6), rand(8, 16, 1, 1)
+    check_node("Conv", {"x": x, "w": w}, {}, rtol=1e-4, atol=1e-5)
+    check_node("Conv", {"x": x, "w": w}, {"strides": [2, 2]}, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 11), (1, 2, 5, 6, 7)])
+def test_conv_1d_3d(shape):
+    nd = len(shape) - 2
+    x, w = rand(*shape), rand(4, shape[1], *([3] * nd))
+    attrs = {"pads": [1] * (2 * nd), "strides": [2] * nd, "dilations": [1] * nd}
+    check_node("Conv", {"x": x, "w": w}, attrs, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [7, 11, 22])
+def test_conv_versions_and_dtypes(opset):
+    x, w = rand(1, 2, 6, 6, dtype=np.float64), rand(3, 2, 2, 2, dtype=np.float64)
+    check_node("Conv", {"x": x, "w": w}, {}, opset=opset)
+
+
+def test_conv_float16_keeps_dtype():
+    x, w = rand(1, 3, 8, 8, dtype=np.float16), rand(4, 3, 3, 3, dtype=np.float16)
+    check_node("Conv", {"x": x, "w": w}, {"pads": [1, 1, 1, 1]}, rtol=1e-2, atol=1e-2)
+
+
+def test_conv_empty_batch():
+    x, w = np.zeros((0, 3, 5, 5), np.float32), rand(2, 3, 3, 3)
+    (y,) = run_onnxlite(node_model("Conv", {"x": x, "w": w}), {"x": x, "w": w})
+    assert y.shape == (0, 2, 3, 3) and y.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {},
+        {"strides": [2, 2]},
+        {"strides": [3, 2], "output_padding": [1, 1]},
+        {"strides": [2, 2], "pads": [1, 0, 1, 2]},
+        {"strides": [2, 2], "dilations": [2, 2]},
+        {"strides": [3, 2], "output_shape": [10, 9]},
+        {"strides": [2, 2], "auto_pad": "SAME_UPPER"},
+        {"strides": [2, 2], "auto_pad": "SAME_LOWER"},
+        {"group": 4, "strides": [2, 1]},
+    ],
+)
+def test_conv_transpose(attrs):
+    g = attrs.get("group", 1)
+    # (the reference handles groups only with one output channel per group)
+    mg = 4 // g if g > 1 else 3
+    inputs = {"x": rand(2, 4, 3, 4), "w": rand(4, mg, 3, 3)}
+    if g == 1:  # (and adds only the first bias value to every group)
+        inputs["b"] = rand(mg)
+    check_node("ConvTranspose", inputs, attrs, rtol=1e-4, atol=1e-5)
+
+
+def test_conv_transpose_groups_match_split_groups():
+    x, w, b = rand(2, 4, 3, 4), rand(4, 3, 2, 2), rand(6)
+    attrs = {"group": 2, "strides": [2, 1], "dilations": [1, 2]}
+    model = node_model("ConvTranspose", {"x": x, "w": w, "b": b}, attrs)
+    (y,) = run_onnxlite(model, {"x": x, "w": w, "b": b})
+    for g in range(2):
+        xs, ws, bs = x[:, 2 * g : 2 * g + 2], w[2 * g : 2 * g + 2], b[3 * g : 3 * g + 3]
+        attrs1 = {"strides": [2, 1], "dilations": [1, 2]}
+        want = check_node("ConvTranspose", {"x": xs, "w": ws, "b": bs}, attrs1, rtol=1e-4)[0]
+        np.testing.assert_allclose(y[:, 3 * g : 3 * g + 3], want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 5), (1, 2, 3, 4, 3)])
+def test_conv_transpose_1d_3d(shape):
+    nd = len(shape) - 2
+    x, w = rand(*shape), rand(2, 3, *([2] * nd))
+    check_node("ConvTranspose", {"x": x, "w": w}, {"strides": [2] * nd}, rtol=1e-4, atol=1e-5)
+
+
+def test_conv_integer_per_channel_zero_points():
+    x = RNG.integers(0, 256, (1, 3, 6, 6), dtype=np.uint8)
+    w = RNG.integers(-128, 128, (4, 3, 3, 3), dtype=np.int8)
+    xz, wz = np.array(7, np.uint8), np.array([1, -2, 0, 3], np.int8)
+    inputs = {"x": x, "w": w, "xz": xz, "wz": wz}
+    check_node("ConvInteger", inputs, {"pads": [1, 1, 1, 1]})
+
+
+def test_qlinear_conv_per_channel():
+    x = RNG.integers(0, 256, (1, 3, 6, 6), dtype=np.uint8)
+    w = RNG.integers(-128, 128, (4, 3, 3, 3), dtype=np.int8)
+    inputs = {
+        "x": x,
+        "xs": np.array(0.02, np.float32),
+        "xz": np.array(128, np.uint8),
+        "w": w,
+        "ws": np.array([0.01, 0.02, 0.005, 0.03], np.float32),
+        "wz": np.zeros(4, np.int8),
+        "ys": np.array(0.5, np.float32),
+        "yz": np.array(100, np.uint8),
+        "b": RNG.integers(-500, 500, 4).astype(np.int32),
+    }
+    check_node("QLinearConv", inputs, {"pads": [1, 1, 1, 1], "strides": [2, 2]})
+
+
+@pytest.mark.parametrize(
+    ("group", "offset_group", "with_mask"), [(1, 1, False), (2, 2, True), (1, 2, True)]
+)
+def test_deform_conv(group, offset_group, with_mask):
+    x, w = rand(1, 4, 5, 5), rand(2, 4 // group, 2, 2)
+    offset = rand(1, offset_group * 2 * 4, 5, 5) * 0.7
+    inputs = {"x": x, "w": w, "offset": offset, "b": rand(2)}
+    if with_mask:
+        inputs["mask"] = RNG.random((1, offset_group * 4, 5, 5)).astype(np.float32)
+    attrs = {"group": group, "offset_group": offset_group, "pads": [1, 1, 0, 0]}
+    check_node("DeformConv", inputs, attrs, opset=19, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "attrs", [{}, {"strides": [2, 1]}, {"pads": [1, 0, 1, 2], "dilations": [1, 2]}]
+)
+def test_col2im(attrs):
+    image, block = np.array([5, 6], np.int64), np.array([2, 3], np.int64)
+    p = attrs.get("pads", [0, 0, 0, 0])
+    d, s = attrs.get("dilations", [1, 1]), attrs.get("strides", [1, 1])
+    nb = [
+        (image[i] + p[i] + p[i + 2] - d[i] * (block[i] - 1) - 1) // s[i] + 1 for i in range(2)
+    ]
+    x = rand(2, 3 * 6, int(nb[0] * nb[1]))
+    check_node("Col2Im", {"x": x, "image_shape": image, "block_shape": block}, attrs, opset=18)
