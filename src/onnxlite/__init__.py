@@ -22,7 +22,13 @@ from .errors import (
     RuntimeException,
 )
 from .iobinding import IOBinding
-from .options import ExecutionMode, ExecutionOrder, GraphOptimizationLevel, RunOptions, SessionOptions
+from .options import (
+    ExecutionMode,
+    ExecutionOrder,
+    GraphOptimizationLevel,
+    RunOptions,
+    SessionOptions,
+)
 from .ortvalue import OrtValue
 from .providers import ALL_PROVIDER_NAMES as _ALL
 from .providers import available_providers as _available
@@ -56,7 +62,13 @@ def get_build_info() -> str:
     return f"onnxlite {__version__} (pure Python, numpy kernels)"
 
 
-_LEVELS = {0: _logging.DEBUG, 1: _logging.INFO, 2: _logging.WARNING, 3: _logging.ERROR, 4: _logging.CRITICAL}
+_LEVELS = {
+    0: _logging.DEBUG,
+    1: _logging.INFO,
+    2: _logging.WARNING,
+    3: _logging.ERROR,
+    4: _logging.CRITICAL,
+}
 
 
 def set_default_logger_severity(severity: int) -> None:

@@ -6,12 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from .errors import InvalidGraph, NotImplemented_, OnnxliteError
 from .ir.functions import expand_functions
 from .ir.graph import Graph, Node
-from .plan import NONE_SLOT, SINK_SLOT, Plan, Step, node_info
+from .plan import NONE_SLOT, SINK_SLOT, Plan, Step, freeze, node_info
 from .providers.base import ExecutionProvider, schema_version
 from .providers.partition import partition
 
@@ -24,22 +22,13 @@ class BuildContext:
     allow_cpu_fallback: bool = True
 
 
-def _readonly(value: Any) -> Any:
-    # Initializers are shared by every run: a kernel or a caller writing into one would corrupt
-    # later runs, so they are frozen.
-    if isinstance(value, np.ndarray) and value.flags.writeable:
-        value = value.view()
-        value.flags.writeable = False
-    return value
-
-
 def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) -> Plan:
     """Compile ``graph``; ``outer`` names the enclosing-scope values it may read (subgraphs)."""
 
     def has_kernel(node: Node) -> bool:
-        return any(ep.supports(node, graph, ctx.opsets) for ep in ctx.providers) or ctx.cpu.supports(
-            node, graph, ctx.opsets
-        )
+        return any(
+            ep.supports(node, graph, ctx.opsets) for ep in ctx.providers
+        ) or ctx.cpu.supports(node, graph, ctx.opsets)
 
     expand_functions(graph, ctx.opsets, has_kernel, graph.type_of)
     assigned = partition(graph, ctx.providers, ctx.opsets, ctx.cpu, ctx.allow_cpu_fallback)
@@ -63,7 +52,7 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
     constants = {}
     for name, value in graph.initializers.items():
         slot(name)
-        constants[name] = _readonly(value)
+        constants[name] = freeze(value)
 
     steps: list[Step] = []
     visible = set(outer) | {v.name for v in graph.inputs} | set(graph.initializers)
@@ -78,18 +67,24 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
                 subgraphs[attr] = plan
                 implicit.update(plan.outer_names)
         implicit_names = sorted(implicit)
-        info = node_info(node, schema_version(node, ctx.opsets), graph, ctx.opsets, subgraphs, implicit_names)
+        info = node_info(
+            node, schema_version(node, ctx.opsets), graph, ctx.opsets, subgraphs, implicit_names
+        )
         try:
             fn = ep.kernel(info, node, ctx.opsets)
         except OnnxliteError:
             raise
         except Exception as e:
-            raise NotImplemented_(f"{node.describe()}: cannot build its {ep.name} kernel: {e}") from e
+            raise NotImplemented_(
+                f"{node.describe()}: cannot build its {ep.name} kernel: {e}"
+            ) from e
         names = list(node.inputs)
         if not implicit_names:
             while names and not names[-1]:
                 names.pop()
-        ins = tuple(slot(n) if n else NONE_SLOT for n in names) + tuple(slot(n) for n in implicit_names)
+        ins = tuple(slot(n) if n else NONE_SLOT for n in names) + tuple(
+            slot(n) for n in implicit_names
+        )
         outs = tuple(slot(n) if n else SINK_SLOT for n in node.outputs)
         steps.append(Step(fn, ins, outs, node, ep.name))
         visible.update(o for o in node.outputs if o)

@@ -43,7 +43,7 @@ class ModelLoaded(OnnxliteError):
     """A model was already loaded."""
 
 
-class NotImplemented_(OnnxliteError, NotImplementedError):  # noqa: N801 - the name is ORT's
+class NotImplemented_(OnnxliteError, NotImplementedError):
     """An operator, type or attribute has no implementation."""
 
 
@@ -64,7 +64,7 @@ class ModelLoadCanceled(OnnxliteError):
 
 
 # The spelling users import: `from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented`.
-NotImplemented = NotImplemented_  # noqa: A001
+NotImplemented = NotImplemented_
 
 __all__ = [
     "EPFail",

@@ -28,12 +28,22 @@ class IOBinding:
         self._inputs[name] = np.asarray(arr_on_cpu)
 
     def bind_input(
-        self, name: str, device_type: str, device_id: int, element_type: Any, shape: Any, buffer_ptr: Any
+        self,
+        name: str,
+        device_type: str,
+        device_id: int,
+        element_type: Any,
+        shape: Any,
+        buffer_ptr: Any,
     ) -> None:
         if str(device_type).lower() != "cpu":
-            raise InvalidArgument(f"bind_input: device {device_type!r} is not available; bind a CPU array")
+            raise InvalidArgument(
+                f"bind_input: device {device_type!r} is not available; bind a CPU array"
+            )
         if isinstance(buffer_ptr, int):
-            raise InvalidArgument("bind_input: raw pointers are not supported on CPU; use bind_cpu_input")
+            raise InvalidArgument(
+                "bind_input: raw pointers are not supported on CPU; use bind_cpu_input"
+            )
         arr = np.asarray(buffer_ptr, dtype=element_type).reshape(shape)
         self._inputs[name] = arr
 

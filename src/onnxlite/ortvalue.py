@@ -23,11 +23,15 @@ class OrtValue:
         self._device_id = device_id
 
     @classmethod
-    def ortvalue_from_numpy(cls, numpy_obj: Any, device_type: str = "cpu", device_id: int = 0) -> OrtValue:
+    def ortvalue_from_numpy(
+        cls, numpy_obj: Any, device_type: str = "cpu", device_id: int = 0
+    ) -> OrtValue:
         """Wrap a numpy array without copying it."""
         dev = str(device_type).lower()
         if dev not in _DEVICES:
-            raise InvalidArgument(f"device_type {device_type!r} is not available; onnxlite has {list(_DEVICES)}")
+            raise InvalidArgument(
+                f"device_type {device_type!r} is not available; onnxlite has {list(_DEVICES)}"
+            )
         return cls(np.asarray(numpy_obj), dev, device_id)
 
     @classmethod

@@ -177,6 +177,18 @@ class Plan:
         return self.execute(vals, self.full)
 
 
+def freeze(value: Any) -> Any:
+    """A read-only view of an array shared by every run (initializers, tensor attributes).
+
+    A kernel or a caller writing into one would corrupt later runs; the session hands callers
+    copies of read-only outputs.
+    """
+    if isinstance(value, np.ndarray) and value.flags.writeable:
+        value = value.view()
+        value.flags.writeable = False
+    return value
+
+
 def node_info(
     node: Node,
     version: int,
@@ -208,7 +220,7 @@ def node_info(
         version=version,
         inputs=tuple(node.inputs),
         outputs=tuple(node.outputs),
-        attrs={k: v for k, v in node.attrs.items() if k not in subgraphs},
+        attrs={k: freeze(v) for k, v in node.attrs.items() if k not in subgraphs},
         input_types=tuple(tp(n) for n in node.inputs),
         output_types=tuple(tp(n) for n in node.outputs),
         subgraphs=subgraphs,

@@ -18,7 +18,7 @@ from .types import elem_name, onnx_type
 def _type_shape(values: list[Any]) -> list[dict[str, list[int]]]:
     out = []
     for v in values:
-        if isinstance(v, np.ndarray) or isinstance(v, np.generic):
+        if isinstance(v, (np.ndarray, np.generic)):
             try:
                 name = elem_name(onnx_type(v.dtype))
             except TypeError:
@@ -46,10 +46,18 @@ class Profiler:
 
     def session_event(self, name: str, t0: int, t1: int) -> None:
         with self._lock:
-            self.events.append({
-                "cat": "Session", "pid": os.getpid(), "tid": threading.get_ident(),
-                "dur": (t1 - t0) // 1000, "ts": self._us(t0), "ph": "X", "name": name, "args": {},
-            })
+            self.events.append(
+                {
+                    "cat": "Session",
+                    "pid": os.getpid(),
+                    "tid": threading.get_ident(),
+                    "dur": (t1 - t0) // 1000,
+                    "ts": self._us(t0),
+                    "ph": "X",
+                    "name": name,
+                    "args": {},
+                }
+            )
 
     def run(self, plan: Plan, vals: list[Any], variant: Variant) -> list[Any]:
         """Execute ``variant`` step by step, timing each node."""
@@ -73,29 +81,44 @@ class Profiler:
                     vals[o] = r
             outputs = [vals[o] for o in outs]
             params = [a for a, n in zip(args_in, step.node.inputs) if n in plan.graph.initializers]
-            events.append({
-                "cat": "Node", "pid": pid, "tid": tid, "dur": (t1 - t0) // 1000, "ts": self._us(t0),
-                "ph": "X", "name": f"{step.node.name}_kernel_time",
-                "args": {
-                    "op_name": step.node.op_type,
-                    "provider": step.provider,
-                    "node_index": str(variant.step_index[pos]),
-                    "input_type_shape": _type_shape(args_in),
-                    "output_type_shape": _type_shape(outputs),
-                    "activation_size": str(_nbytes(args_in) - _nbytes(params)),
-                    "parameter_size": str(_nbytes(params)),
-                    "output_size": str(_nbytes(outputs)),
-                },
-            })
+            events.append(
+                {
+                    "cat": "Node",
+                    "pid": pid,
+                    "tid": tid,
+                    "dur": (t1 - t0) // 1000,
+                    "ts": self._us(t0),
+                    "ph": "X",
+                    "name": f"{step.node.name}_kernel_time",
+                    "args": {
+                        "op_name": step.node.op_type,
+                        "provider": step.provider,
+                        "node_index": str(variant.step_index[pos]),
+                        "input_type_shape": _type_shape(args_in),
+                        "output_type_shape": _type_shape(outputs),
+                        "activation_size": str(_nbytes(args_in) - _nbytes(params)),
+                        "parameter_size": str(_nbytes(params)),
+                        "output_size": str(_nbytes(outputs)),
+                    },
+                }
+            )
             for f in free:
                 vals[f] = None
         t_end = time.perf_counter_ns()
         with self._lock:
             self.events.extend(events)
-            self.events.append({
-                "cat": "Session", "pid": pid, "tid": tid, "dur": (t_end - t_run) // 1000,
-                "ts": self._us(t_run), "ph": "X", "name": "model_run", "args": {},
-            })
+            self.events.append(
+                {
+                    "cat": "Session",
+                    "pid": pid,
+                    "tid": tid,
+                    "dur": (t_end - t_run) // 1000,
+                    "ts": self._us(t_run),
+                    "ph": "X",
+                    "name": "model_run",
+                    "args": {},
+                }
+            )
         return [vals[i] for i in variant.fetch]
 
     def write(self) -> str:

@@ -34,7 +34,7 @@ class NodeArg:
 
     __slots__ = ("name", "shape", "type")
 
-    def __init__(self, name: str, type: str, shape: Any) -> None:  # noqa: A002 - ORT's name
+    def __init__(self, name: str, type: str, shape: Any) -> None:
         self.name = name
         self.type = type
         self.shape = shape
@@ -106,16 +106,22 @@ class InferenceSession:
     ) -> None:
         t0 = time.perf_counter_ns()
         if sess_options is not None and not isinstance(sess_options, SessionOptions):
-            raise InvalidArgument(f"sess_options must be a SessionOptions, got {type(sess_options).__name__}")
+            raise InvalidArgument(
+                f"sess_options must be a SessionOptions, got {type(sess_options).__name__}"
+            )
         unknown = set(kwargs) - {"disabled_optimizers", "read_config_from_model"}
         if unknown:
-            raise TypeError(f"InferenceSession got unexpected keyword argument(s) {sorted(unknown)}")
+            raise TypeError(
+                f"InferenceSession got unexpected keyword argument(s) {sorted(unknown)}"
+            )
         self._sess_options = sess_options if sess_options is not None else SessionOptions()
         self._disabled_optimizers = list(kwargs.get("disabled_optimizers") or [])
         self._fallback = True
         self._model_path = path_or_bytes if isinstance(path_or_bytes, str) else None
         self._model = load_model(path_or_bytes)
-        self._profiler = profiling.Profiler(self._sess_options) if self._sess_options.enable_profiling else None
+        self._profiler = (
+            profiling.Profiler(self._sess_options) if self._sess_options.enable_profiling else None
+        )
         if self._profiler is not None:
             self._profiler.session_event("model_loading_uri", t0, time.perf_counter_ns())
         self._lock = threading.Lock()
@@ -161,7 +167,9 @@ class InferenceSession:
         legacy = self._model.ir_version < 4
         self._inputs = [v for v in graph.inputs if v.name not in inits]
         self._overridable = [] if legacy else [v for v in graph.inputs if v.name in inits]
-        self._feedable = {v.name: self._plan.slots[v.name] for v in self._inputs + self._overridable}
+        self._feedable = {
+            v.name: self._plan.slots[v.name] for v in self._inputs + self._overridable
+        }
         self._input_args = [self._node_arg(v) for v in self._inputs]
         self._output_args = [self._node_arg(v) for v in graph.outputs]
         self._expect = {v.name: self._expected(v) for v in self._inputs + self._overridable}
@@ -176,7 +184,9 @@ class InferenceSession:
         graph = self._model.graph
         for name, value in so._initializers.items():
             if name not in graph.initializers:
-                raise InvalidArgument(f"add_initializer: the model has no initializer named {name!r}")
+                raise InvalidArgument(
+                    f"add_initializer: the model has no initializer named {name!r}"
+                )
             arr = value.numpy() if isinstance(value, OrtValue) else np.asarray(value)
             graph.initializers[name] = arr
         if so._free_dims_by_name:
@@ -241,7 +251,9 @@ class InferenceSession:
         return self._profiler.start_ns if self._profiler is not None else 0
 
     def set_providers(
-        self, providers: Sequence[Any] | None = None, provider_options: Sequence[Mapping[str, Any]] | None = None
+        self,
+        providers: Sequence[Any] | None = None,
+        provider_options: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         """Rebuild the session for a new provider list."""
         self._build(providers, provider_options)
@@ -269,7 +281,9 @@ class InferenceSession:
         kind, dtype, dims = self._expect[name]
         if kind == "seq":
             if not isinstance(value, (list, tuple)):
-                raise InvalidArgument(f"input {name!r} is a sequence: feed a list of arrays, got {type(value).__name__}")
+                raise InvalidArgument(
+                    f"input {name!r} is a sequence: feed a list of arrays, got {type(value).__name__}"
+                )
             return [np.asarray(v) for v in value]
         if kind == "optional":
             if value is None or isinstance(value, list):
@@ -281,7 +295,9 @@ class InferenceSession:
             try:
                 value = np.asarray(value, dtype=dtype) if dtype is not None else np.asarray(value)
             except (TypeError, ValueError) as e:
-                raise InvalidArgument(f"input {name!r}: cannot convert {type(value).__name__} to a tensor: {e}") from None
+                raise InvalidArgument(
+                    f"input {name!r}: cannot convert {type(value).__name__} to a tensor: {e}"
+                ) from None
         if dtype is not None and value.dtype != dtype:
             if dtype == np.dtype(object) and value.dtype.kind in "US":
                 value = value.astype(object)
@@ -304,9 +320,13 @@ class InferenceSession:
                     )
         return value
 
-    def _prepare(self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any]) -> tuple[list[Any], Any]:
+    def _prepare(
+        self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any]
+    ) -> tuple[list[Any], Any]:
         if not isinstance(input_feed, Mapping):
-            raise InvalidArgument(f"input_feed must be a dict of name -> value, got {type(input_feed).__name__}")
+            raise InvalidArgument(
+                f"input_feed must be a dict of name -> value, got {type(input_feed).__name__}"
+            )
         plan = self._plan
         if output_names:
             if isinstance(output_names, str):
@@ -324,9 +344,8 @@ class InferenceSession:
         for name, value in input_feed.items():
             slot = self._feedable.get(name)
             if slot is None:
-                raise InvalidArgument(
-                    f"Invalid input name: {name!r}; the model's inputs are {[a.name for a in self._input_args]}"
-                )
+                expected = [a.name for a in self._input_args]
+                raise InvalidArgument(f"Invalid input name: {name!r}; the model's inputs are {expected}")
             vals[slot] = self._feed_value(name, value)
         missing = [v.name for v in self._inputs if v.name not in input_feed]
         if missing:
@@ -379,7 +398,9 @@ class InferenceSession:
 
         threading.Thread(target=work, daemon=True).start()
 
-    def run_with_iobinding(self, iobinding: IOBinding, run_options: RunOptions | None = None) -> None:
+    def run_with_iobinding(
+        self, iobinding: IOBinding, run_options: RunOptions | None = None
+    ) -> None:
         iobinding._run(run_options)
 
 

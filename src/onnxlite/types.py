@@ -36,8 +36,12 @@ _ONNX_TO_NP: dict[int, np.dtype] = {
     _TP.UINT4: np.dtype(ml_dtypes.uint4),
     _TP.INT4: np.dtype(ml_dtypes.int4),
 }
-for _name, _ml in (("FLOAT4E2M1", "float4_e2m1fn"), ("FLOAT8E8M0", "float8_e8m0fnu"),
-                   ("UINT2", "uint2"), ("INT2", "int2")):
+for _name, _ml in (
+    ("FLOAT4E2M1", "float4_e2m1fn"),
+    ("FLOAT8E8M0", "float8_e8m0fnu"),
+    ("UINT2", "uint2"),
+    ("INT2", "int2"),
+):
     if hasattr(_TP, _name) and hasattr(ml_dtypes, _ml):
         _ONNX_TO_NP[getattr(_TP, _name)] = np.dtype(getattr(ml_dtypes, _ml))
 
@@ -49,13 +53,28 @@ _NP_TO_ONNX[np.dtype(np.str_)] = _TP.STRING
 
 # onnxruntime's spelling of element types in NodeArg.type ('tensor(float)').
 _ORT_NAMES: dict[int, str] = {
-    _TP.FLOAT: "float", _TP.UINT8: "uint8", _TP.INT8: "int8", _TP.UINT16: "uint16",
-    _TP.INT16: "int16", _TP.INT32: "int32", _TP.INT64: "int64", _TP.STRING: "string",
-    _TP.BOOL: "bool", _TP.FLOAT16: "float16", _TP.DOUBLE: "double", _TP.UINT32: "uint32",
-    _TP.UINT64: "uint64", _TP.COMPLEX64: "complex64", _TP.COMPLEX128: "complex128",
-    _TP.BFLOAT16: "bfloat16", _TP.FLOAT8E4M3FN: "float8e4m3fn",
-    _TP.FLOAT8E4M3FNUZ: "float8e4m3fnuz", _TP.FLOAT8E5M2: "float8e5m2",
-    _TP.FLOAT8E5M2FNUZ: "float8e5m2fnuz", _TP.UINT4: "uint4", _TP.INT4: "int4",
+    _TP.FLOAT: "float",
+    _TP.UINT8: "uint8",
+    _TP.INT8: "int8",
+    _TP.UINT16: "uint16",
+    _TP.INT16: "int16",
+    _TP.INT32: "int32",
+    _TP.INT64: "int64",
+    _TP.STRING: "string",
+    _TP.BOOL: "bool",
+    _TP.FLOAT16: "float16",
+    _TP.DOUBLE: "double",
+    _TP.UINT32: "uint32",
+    _TP.UINT64: "uint64",
+    _TP.COMPLEX64: "complex64",
+    _TP.COMPLEX128: "complex128",
+    _TP.BFLOAT16: "bfloat16",
+    _TP.FLOAT8E4M3FN: "float8e4m3fn",
+    _TP.FLOAT8E4M3FNUZ: "float8e4m3fnuz",
+    _TP.FLOAT8E5M2: "float8e5m2",
+    _TP.FLOAT8E5M2FNUZ: "float8e5m2fnuz",
+    _TP.UINT4: "uint4",
+    _TP.INT4: "int4",
 }
 if hasattr(_TP, "FLOAT4E2M1"):
     _ORT_NAMES[_TP.FLOAT4E2M1] = "float4e2m1"
@@ -120,3 +139,14 @@ def type_shape(tp: TypeProto | None) -> list[int | str | None] | None:
         else:
             dims.append(None)
     return dims
+
+
+def np_dtype_of_type_string(type_str: str) -> np.dtype:
+    """The numpy dtype of an onnxruntime tensor type string such as 'tensor(float)'."""
+    if not type_str.startswith("tensor(") or not type_str.endswith(")"):
+        raise TypeError(f"{type_str!r} is not a tensor type")
+    name = type_str[len("tensor(") : -1]
+    for et, n in _ORT_NAMES.items():
+        if n == name:
+            return np_dtype(et)
+    raise TypeError(f"unknown element type {name!r}")

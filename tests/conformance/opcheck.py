@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 from onnx.backend.test.loader import load_model_tests
-from onnx.backend.test.runner import Runner
+from onnx.backend.test.runner import Runner, _normalize_tensor
 
 
 def run_case(case, verbose: bool) -> tuple[bool, str]:
@@ -27,7 +27,8 @@ def run_case(case, verbose: bool) -> tuple[bool, str]:
         sess = onnxlite.InferenceSession(case.model.SerializeToString())
         names = [i.name for i in sess.get_inputs()]
         for inputs, expected in case.data_sets:
-            feeds = dict(zip(names, inputs))
+            feeds = dict(zip(names, [_normalize_tensor(x) for x in inputs]))
+            expected = [_normalize_tensor(x) for x in expected]
             got = sess.run(None, feeds)
             Runner.assert_similar_outputs(expected, got, rtol=case.rtol, atol=case.atol)
         return True, ""

@@ -17,7 +17,9 @@ try:  # the real package, imported before any test puts onnxlite in its place
 except ImportError:  # pragma: no cover - onnxruntime is a test dependency
     real_ort = None
 
-MODEL = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light", "light_squeezenet.onnx")
+MODEL = os.path.join(
+    os.path.dirname(onnx.__file__), "backend", "test", "data", "light", "light_squeezenet.onnx"
+)
 _MODULES = ("onnxruntime", "onnxruntime.capi", "onnxruntime.capi.onnxruntime_pybind11_state")
 
 
@@ -53,5 +55,7 @@ def test_client_matches_real_onnxruntime(client_module) -> None:  # type: ignore
     real = real_ort
     clf = client_module.Classifier(MODEL)
     x = np.random.default_rng(1).random((1, 3, 224, 224), dtype=np.float32)
-    want = real.InferenceSession(MODEL, providers=["CPUExecutionProvider"]).run(None, {clf.input_name: x})[0]
+    want = real.InferenceSession(MODEL, providers=["CPUExecutionProvider"]).run(
+        None, {clf.input_name: x}
+    )[0]
     np.testing.assert_allclose(clf.predict(x), want, rtol=1e-3, atol=1e-5)

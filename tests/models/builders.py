@@ -44,7 +44,9 @@ def mlp_reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.maximum(h, 0), 1 / (1 + np.exp(-h))
 
 
-def single(op: str, inputs: list[str], outputs: list[str], opset: int = 17, **attrs: object) -> onnx.ModelProto:
+def single(
+    op: str, inputs: list[str], outputs: list[str], opset: int = 17, **attrs: object
+) -> onnx.ModelProto:
     node = helper.make_node(op, inputs, outputs, name=f"{op.lower()}_node", **attrs)
     g = helper.make_graph(
         [node],

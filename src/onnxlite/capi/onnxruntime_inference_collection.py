@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from ..iobinding import IOBinding  # noqa: F401 - re-exported names
 from ..ortvalue import OrtValue  # noqa: F401
-from ..session import InferenceSession  # noqa: F401
+from ..session import InferenceSession
 
 Session = InferenceSession

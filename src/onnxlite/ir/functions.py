@@ -14,14 +14,16 @@ from .graph import Graph, Node, node_from_proto, to_attribute
 _counter = itertools.count()
 
 
-def _function_body(node: Node, opsets: Mapping[str, int], input_types: list[Any]) -> onnx.FunctionProto | None:
+def _function_body(
+    node: Node, opsets: Mapping[str, int], input_types: list[Any]
+) -> onnx.FunctionProto | None:
     dom = "" if node.domain == "ai.onnx" else node.domain
     opset = node.opset_override.get(dom) if node.opset_override else None
     opset = opset or opsets.get(dom)
     if opset is None:
         return None
     try:
-        schema = onnx.defs.get_schema(node.op_type, opset, dom)
+        schema: Any = onnx.defs.get_schema(node.op_type, opset, dom)
     except Exception:
         return None
 
@@ -60,8 +62,12 @@ def _as_function(raw: Any) -> onnx.FunctionProto | None:
 
 def node_proto(node: Node) -> onnx.NodeProto:
     """A NodeProto for a node without subgraph attributes (for the schema's function builder)."""
-    p = helper.make_node(node.op_type, node.inputs, node.outputs, name=node.name, domain=node.domain)
-    p.attribute.extend(to_attribute(k, v) for k, v in node.attrs.items() if not isinstance(v, Graph))
+    p = helper.make_node(
+        node.op_type, node.inputs, node.outputs, name=node.name, domain=node.domain
+    )
+    p.attribute.extend(
+        to_attribute(k, v) for k, v in node.attrs.items() if not isinstance(v, Graph)
+    )
     return p
 
 
@@ -74,7 +80,7 @@ def expand_node(node: Node, opsets: Mapping[str, int], input_types: list[Any]) -
     rename: dict[str, str] = {"": ""}
     for formal, actual in zip(fn.input, node.inputs):
         rename[formal] = actual
-    for formal in fn.input[len(node.inputs):]:
+    for formal in fn.input[len(node.inputs) :]:
         rename[formal] = ""
     for formal, actual in zip(fn.output, node.outputs):
         rename[formal] = actual

@@ -89,7 +89,9 @@ class Model:
     functions: dict[tuple[str, str], onnx.FunctionProto] = field(default_factory=dict)
 
 
-def graph_from_proto(g: onnx.GraphProto, base_dir: str | None, types: dict[str, TypeProto]) -> Graph:
+def graph_from_proto(
+    g: onnx.GraphProto, base_dir: str | None, types: dict[str, TypeProto]
+) -> Graph:
     """Convert a GraphProto (recursively) into the IR, initializers as numpy arrays."""
     inits: dict[str, Any] = {}
     for t in g.initializer:
@@ -118,7 +120,9 @@ def node_from_proto(
     attrs: dict[str, Any] = {}
     for a in n.attribute:
         if a.ref_attr_name:
-            raise ValueError(f"attribute {a.name!r} refers to a function attribute outside a function")
+            raise ValueError(
+                f"attribute {a.name!r} refers to a function attribute outside a function"
+            )
         v = attribute_value(a)
         if isinstance(v, onnx.GraphProto):
             v = graph_from_proto(v, base_dir, types)

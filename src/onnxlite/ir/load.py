@@ -71,14 +71,18 @@ def _check_external_data(m: onnx.ModelProto, base_dir: str | None) -> None:
                 "its path so the file can be found beside it"
             )
         if os.path.isabs(loc) or not loc:
-            raise InvalidGraph(f"tensor {t.name!r}: external data location {loc!r} must be a relative path")
+            raise InvalidGraph(
+                f"tensor {t.name!r}: external data location {loc!r} must be a relative path"
+            )
         full = os.path.realpath(os.path.join(root, loc))
         if os.path.commonpath([root, full]) != root:
             raise InvalidGraph(
                 f"tensor {t.name!r}: external data location {loc!r} escapes the model's folder"
             )
         if not os.path.exists(full):
-            raise NoSuchFile(f"tensor {t.name!r}: external data file {loc!r} not found beside the model")
+            raise NoSuchFile(
+                f"tensor {t.name!r}: external data file {loc!r} not found beside the model"
+            )
 
 
 def infer_types(m: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
@@ -97,13 +101,17 @@ def load_model(source: Any) -> Model:
     """Read, validate and convert a model to the IR."""
     proto, base_dir = read_model(source)
     if proto.ir_version and proto.ir_version < MIN_IR_VERSION:
-        raise InvalidGraph(f"model IR version {proto.ir_version} is below the supported minimum {MIN_IR_VERSION}")
+        raise InvalidGraph(
+            f"model IR version {proto.ir_version} is below the supported minimum {MIN_IR_VERSION}"
+        )
     if proto.ir_version > onnx.IR_VERSION:
         raise InvalidGraph(
             f"model IR version {proto.ir_version} is newer than the newest this onnx package knows "
             f"({onnx.IR_VERSION}); upgrade onnx"
         )
-    opsets = {("" if o.domain == "ai.onnx" else o.domain): int(o.version) for o in proto.opset_import}
+    opsets = {
+        ("" if o.domain == "ai.onnx" else o.domain): int(o.version) for o in proto.opset_import
+    }
     if "" in opsets and opsets[""] < MIN_DEFAULT_OPSET:
         raise InvalidGraph(
             f"default-domain opset {opsets['']} is not supported (minimum {MIN_DEFAULT_OPSET}); "
@@ -117,7 +125,9 @@ def load_model(source: Any) -> Model:
     _check_external_data(proto, base_dir)
     if proto.functions:
         try:
-            proto = onnx.inliner.inline_local_functions(proto)
+            from onnx import inliner
+
+            proto = inliner.inline_local_functions(proto)
         except Exception as e:
             raise InvalidGraph(f"cannot inline the model's local functions: {e}") from None
     types = infer_types(proto) if proto.ByteSize() < 2**31 else {}
@@ -158,7 +168,9 @@ def validate_graph(g: Graph, opsets: dict[str, int], outer: set[str]) -> None:
             if not o:
                 continue
             if o in produced:
-                raise InvalidGraph(f"value {o!r} is produced twice (by {produced[o]} and {n.describe()})")
+                raise InvalidGraph(
+                    f"value {o!r} is produced twice (by {produced[o]} and {n.describe()})"
+                )
             produced[o] = n.describe()
     for n in g.nodes:
         for i in n.inputs:
@@ -166,9 +178,9 @@ def validate_graph(g: Graph, opsets: dict[str, int], outer: set[str]) -> None:
                 raise InvalidGraph(f"{n.describe()} reads value {i!r}, which nothing defines")
         for _, sub in n.graphs():
             validate_graph(sub, opsets, available | set(produced))
-    for o in g.outputs:
-        if o.name not in available and o.name not in produced:
-            raise InvalidGraph(f"graph output {o.name!r} is not produced by any node")
+    for out in g.outputs:
+        if out.name not in available and out.name not in produced:
+            raise InvalidGraph(f"graph output {out.name!r} is not produced by any node")
     g.nodes = toposort(g, available)
 
 

@@ -78,7 +78,7 @@ class KernelDef:
     def bind(self, node: NodeInfo) -> Callable[..., Any]:
         """The callable for one node, attributes bound."""
         if self.factory:
-            return self.fn(node)  # type: ignore[no-any-return]
+            return self.fn(node)
         if not node.attrs:
             return self.fn
         if self.params is not None:

@@ -192,3 +192,13 @@ def test_activation_leaves_input_unchanged(op, attrs, opset):
     x = X.copy()
     run(op, {"x": x}, attrs, opset=opset)
     np.testing.assert_array_equal(x, X)
+
+
+@pytest.mark.parametrize(
+    "op", ["Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "Tanh", "Elu", "Selu"]
+)
+def test_opset1_consumed_inputs(op):
+    y = run(op, {"x": X}, {"consumed_inputs": [0]}, opset=1)
+    np.testing.assert_allclose(
+        y, run(op, {"x": X}, opset=13 if op in ("Relu", "Sigmoid", "Tanh") else 6)
+    )

@@ -281,3 +281,29 @@ def test_clip_scalar_input():
         "Clip", {"x": np.array(5.0, np.float32), "lo": np.float32(0), "hi": np.float32(1)}
     )
     assert np.asarray(y[0]).shape == ()
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div", "Pow", "Equal", "Less", "Greater"])
+def test_legacy_broadcast_axis(op):
+    # opset < 7: with broadcast=1, B's dims line up with A's from `axis` on (not numpy's suffix)
+    a = rng.integers(1, 5, (2, 3, 4)).astype(np.float32)
+    b = np.array([1.0, 2.0, 3.0], np.float32)
+    y = run(op, {"a": a, "b": b}, {"broadcast": 1, "axis": 1}, opset=6)
+    want = run(op, {"a": a, "b": b.reshape(3, 1)}, opset=13)
+    np.testing.assert_array_equal(y, want)
+    # without axis, the suffix alignment is numpy's
+    b4 = np.arange(1, 5, dtype=np.float32)
+    y = run(op, {"a": a, "b": b4}, {"broadcast": 1}, opset=6)
+    np.testing.assert_array_equal(y, run(op, {"a": a, "b": b4}, opset=13))
+
+
+def test_legacy_logic_and_consumed_inputs():
+    a = rng.integers(0, 2, (2, 3)).astype(bool)
+    b = np.array([True, False], bool)
+    y = run("And", {"a": a, "b": b}, {"broadcast": 1, "axis": 0}, opset=6)
+    np.testing.assert_array_equal(y, a & b[:, None])
+    x = np.array([-1.5, 2.0], np.float32)
+    np.testing.assert_array_equal(run("Abs", {"x": x}, {"consumed_inputs": [0]}, opset=1), [1.5, 2])
+    y = run("Sum", {"a": x, "b": x}, {"consumed_inputs": [0, 0]}, opset=1)
+    np.testing.assert_array_equal(y, [-3, 4])
+    np.testing.assert_array_equal(run("Clip", {"x": x}, {"max": 0.0}, opset=1), [-1.5, 0])

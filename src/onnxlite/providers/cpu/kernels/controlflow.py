@@ -40,7 +40,7 @@ def make_if(info: NodeInfo) -> Callable[..., Any]:
 
 def _empty_like_output(info: NodeInfo, k: int) -> np.ndarray:
     tp = info.output_types[k] if k < len(info.output_types) else None
-    dtype = np.float32
+    dtype: Any = np.float32
     dims: list[int] = [0]
     if tp is not None and tp.HasField("tensor_type"):
         if tp.tensor_type.elem_type:
@@ -100,11 +100,14 @@ def _run_scan(
     length = scans[0].shape[in_axes[0]] if scans else 0
     for x, ax in zip(scans, in_axes):
         if x.shape[ax] != length:
-            raise ValueError(f"scan inputs disagree on the sequence length: {x.shape[ax]} vs {length}")
+            raise ValueError(
+                f"scan inputs disagree on the sequence length: {x.shape[ax]} vs {length}"
+            )
     collected: list[list[Any]] = [[] for _ in range(n_out - n_state)]
     for t in range(length):
         slices = [
-            np.take(x, length - 1 - t if d else t, axis=ax) for x, ax, d in zip(scans, in_axes, in_dirs)
+            np.take(x, length - 1 - t if d else t, axis=ax)
+            for x, ax, d in zip(scans, in_axes, in_dirs)
         ]
         res = body.run_subgraph([*states, *slices], outer)
         states = list(res[:n_state])
@@ -114,10 +117,7 @@ def _run_scan(
     for k, items in enumerate(collected):
         if out_dirs[k]:
             items = items[::-1]
-        if items:
-            stacked = np.stack(items)
-        else:
-            stacked = np.zeros((0,), dtype=np.float32)
+        stacked = np.stack(items) if items else np.zeros((0,), dtype=np.float32)
         ax = out_axes[k]
         if ax < 0:
             ax += stacked.ndim
@@ -143,7 +143,9 @@ def make_scan(info: NodeInfo) -> Callable[..., Any]:
         scans = [np.asarray(x) for x in args[n_state:n_explicit]]
         outer = _outer(info, args[n_explicit:])
         in_axes = [ax + x.ndim if ax < 0 else ax for ax, x in zip(in_axes_attr, scans)]
-        outs = _run_scan(body, outer, states, scans, in_axes, in_dirs, out_axes_attr, out_dirs, info.n_outputs)
+        outs = _run_scan(
+            body, outer, states, scans, in_axes, in_dirs, out_axes_attr, out_dirs, info.n_outputs
+        )
         return tuple(outs) if len(outs) != 1 else outs[0]
 
     return scan
@@ -168,8 +170,14 @@ def make_scan8(info: NodeInfo) -> Callable[..., Any]:
         for b in range(batch):
             n = int(lens[b]) if lens is not None else scans[0].shape[1]
             outs = _run_scan(
-                body, outer, [s[b] for s in states], [x[b, :n] for x in scans],
-                [0] * m, dirs, [0] * (info.n_outputs - n_state), [0] * (info.n_outputs - n_state),
+                body,
+                outer,
+                [s[b] for s in states],
+                [x[b, :n] for x in scans],
+                [0] * m,
+                dirs,
+                [0] * (info.n_outputs - n_state),
+                [0] * (info.n_outputs - n_state),
                 info.n_outputs,
             )
             per_batch.append(outs)

@@ -59,12 +59,16 @@ def sequence_length(seq: list[Any]) -> np.ndarray:
 
 
 @kernel("SplitToSequence", since=11)
-def split_to_sequence(x: np.ndarray, split: Any = None, *, axis: int = 0, keepdims: int = 1) -> list[Any]:
+def split_to_sequence(
+    x: np.ndarray, split: Any = None, *, axis: int = 0, keepdims: int = 1
+) -> list[Any]:
     x = np.asarray(x)
     ax = axis + x.ndim if axis < 0 else axis
     n = x.shape[ax]
     if split is None:
-        parts = [np.take(x, i, axis=ax) if not keepdims else np.take(x, [i], axis=ax) for i in range(n)]
+        parts = [
+            np.take(x, i, axis=ax) if not keepdims else np.take(x, [i], axis=ax) for i in range(n)
+        ]
         return parts
     s = np.asarray(split).astype(np.int64)
     if s.ndim == 0:
@@ -108,17 +112,17 @@ def make_sequence_map(info: NodeInfo) -> Callable[..., Any]:
 
 
 @kernel("Optional", since=15)
-def optional(input: Any = None, *, type: Any = None) -> Any:  # noqa: A002 - ONNX names
+def optional(input: Any = None, *, type: Any = None) -> Any:
     return input
 
 
 @kernel("OptionalHasElement", since=15)
-def optional_has_element(input: Any = None) -> np.ndarray:  # noqa: A002
+def optional_has_element(input: Any = None) -> np.ndarray:
     return np.array(input is not None)
 
 
 @kernel("OptionalGetElement", since=15)
-def optional_get_element(input: Any) -> Any:  # noqa: A002
+def optional_get_element(input: Any) -> Any:
     if input is None:
         raise ValueError("OptionalGetElement on an empty optional")
     return input

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install onnxlite with its test dependencies into .venv, lint and type-check it, run the tests.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/mypy
+.venv/bin/python -m pytest tests -rfE "$@"
