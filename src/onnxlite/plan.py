@@ -198,20 +198,7 @@ def node_info(
     implicit: Sequence[str],
 ) -> NodeInfo:
     def tp(name: str) -> Any:
-        if not name:
-            return None
-        t = graph.type_of(name)
-        if t is None and name in graph.initializers:
-            from onnx import helper
-
-            from .types import onnx_type
-
-            arr = graph.initializers[name]
-            try:
-                t = helper.make_tensor_type_proto(onnx_type(arr.dtype), list(arr.shape))
-            except TypeError:
-                t = None
-        return t
+        return graph.type_of(name) if name else None
 
     return NodeInfo(
         name=node.name,

@@ -160,9 +160,11 @@ class InferenceSession:
         graph = self._model.graph
         self._apply_overrides()
         ctx = BuildContext(self._model.opsets, instances, cpu, allow_cpu_fallback=not fallback_off)
-        self._plan: Plan = compile_graph(graph, ctx)
         if so.optimized_model_filepath:
+            # Saved before compiling: function-body expansion is an execution detail, not part
+            # of the model.
             self._save_model(so.optimized_model_filepath)
+        self._plan: Plan = compile_graph(graph, ctx)
         inits = set(graph.initializers)
         legacy = self._model.ir_version < 4
         self._inputs = [v for v in graph.inputs if v.name not in inits]

@@ -60,7 +60,20 @@ class Graph:
     doc: str = ""
 
     def type_of(self, name: str) -> TypeProto | None:
-        return self.value_info.get(name)
+        """The value's type where known: declared, inferred, or read off an initializer."""
+        tp = self.value_info.get(name)
+        if tp is None and name in self.initializers:
+            from onnx import helper
+
+            from ..types import onnx_type
+
+            arr = self.initializers[name]
+            try:
+                tp = helper.make_tensor_type_proto(onnx_type(arr.dtype), list(arr.shape))
+            except TypeError:
+                return None
+            self.value_info[name] = tp
+        return tp
 
     def free_names(self) -> set[str]:
         """Names this graph (or its subgraphs) reads but does not define: outer-scope references."""

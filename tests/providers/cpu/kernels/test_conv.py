@@ -31,9 +31,7 @@ def test_conv_2d(attrs):
     check_node("Conv", {"x": x, "w": w, "b": b}, attrs, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize(
-    ("c", "m", "group"), [(4, 6, 2), (6, 6, 6), (4, 8, 4), (8, 4, 2)]
-)
+@pytest.mark.parametrize(("c", "m", "group"), [(4, 6, 2), (6, 6, 6), (4, 8, 4), (8, 4, 2)])
 def test_conv_grouped_and_depthwise(c, m, group):
     x, w = rand(2, c, 7, 7), rand(m, c // group, 3, 3)
     attrs = {"group": group, "pads": [1, 1, 1, 1], "strides": [2, 1]}
@@ -139,9 +137,7 @@ def test_qlinear_conv_per_channel():
     check_node("QLinearConv", inputs, {"pads": [1, 1, 1, 1], "strides": [2, 2]})
 
 
-@pytest.mark.parametrize(
-    ("group", "offset_group", "with_mask"), [(1, 1, False), (2, 2, True), (1, 2, True)]
-)
+@pytest.mark.parametrize(("group", "offset_group", "with_mask"), [(1, 1, False), (2, 2, True), (1, 2, True)])
 def test_deform_conv(group, offset_group, with_mask):
     x, w = rand(1, 4, 5, 5), rand(2, 4 // group, 2, 2)
     offset = rand(1, offset_group * 2 * 4, 5, 5) * 0.7
@@ -152,15 +148,20 @@ def test_deform_conv(group, offset_group, with_mask):
     check_node("DeformConv", inputs, attrs, opset=19, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "attrs", [{}, {"strides": [2, 1]}, {"pads": [1, 0, 1, 2], "dilations": [1, 2]}]
-)
+@pytest.mark.parametrize("attrs", [{}, {"strides": [2, 1]}, {"pads": [1, 0, 1, 2], "dilations": [1, 2]}])
 def test_col2im(attrs):
     image, block = np.array([5, 6], np.int64), np.array([2, 3], np.int64)
     p = attrs.get("pads", [0, 0, 0, 0])
     d, s = attrs.get("dilations", [1, 1]), attrs.get("strides", [1, 1])
-    nb = [
-        (image[i] + p[i] + p[i + 2] - d[i] * (block[i] - 1) - 1) // s[i] + 1 for i in range(2)
-    ]
+    nb = [(image[i] + p[i] + p[i + 2] - d[i] * (block[i] - 1) - 1) // s[i] + 1 for i in range(2)]
     x = rand(2, 3 * 6, int(nb[0] * nb[1]))
     check_node("Col2Im", {"x": x, "image_shape": image, "block_shape": block}, attrs, opset=18)
+
+
+def test_conv_in_bands_of_rows_matches(monkeypatch):
+    from onnxlite.providers.cpu.kernels import conv as conv_mod
+
+    monkeypatch.setattr(conv_mod, "_IM2COL_BYTES", 1)  # one output row per band
+    x, w = rand(2, 4, 9, 7), rand(6, 2, 3, 2)
+    attrs = {"group": 2, "strides": [2, 1], "pads": [1, 0, 2, 1], "dilations": [2, 1]}
+    check_node("Conv", {"x": x, "w": w}, attrs, rtol=1e-4, atol=1e-5)

@@ -15,8 +15,14 @@ def rand(*shape, dtype=np.float32):
 
 @pytest.mark.parametrize(
     ("sa", "sb"),
-    [((3, 4), (4, 5)), ((2, 3, 4), (4, 5)), ((4,), (2, 4, 3)), ((2, 1, 3, 4), (5, 4, 2)),
-     ((4,), (4,)), ((0, 4), (4, 3))],
+    [
+        ((3, 4), (4, 5)),
+        ((2, 3, 4), (4, 5)),
+        ((4,), (2, 4, 3)),
+        ((2, 1, 3, 4), (5, 4, 2)),
+        ((4,), (4,)),
+        ((0, 4), (4, 3)),
+    ],
 )
 def test_matmul_shapes(sa, sb):
     check_node("MatMul", {"a": rand(*sa), "b": rand(*sb)}, rtol=1e-5, atol=1e-5)
@@ -32,8 +38,7 @@ def test_matmul_dtypes(dtype):
 
 @pytest.mark.parametrize(
     "attrs",
-    [{}, {"transA": 1}, {"transB": 1}, {"transA": 1, "transB": 1, "alpha": 0.5, "beta": 2.0},
-     {"beta": 0.0}],
+    [{}, {"transA": 1}, {"transB": 1}, {"transA": 1, "transB": 1, "alpha": 0.5, "beta": 2.0}, {"beta": 0.0}],
 )
 @pytest.mark.parametrize("cshape", [None, (5,), (1, 5), (3, 1), (3, 5), ()])
 def test_gemm(attrs, cshape):

@@ -48,9 +48,7 @@ def test_max_pool_indices_address_the_maxima(shape, storage_order):
     attrs = {"kernel_shape": [2] * nd, "pads": [1] * nd + [0] * nd, "storage_order": storage_order}
     y, i = run_onnxlite(node_model("MaxPool", {"x": x}, attrs, outputs=("y", "i")), {"x": x})
     assert i.dtype == np.int64 and i.shape == y.shape
-    flat = x if not storage_order else np.ascontiguousarray(
-        x.transpose(0, 1, *range(x.ndim - 1, 1, -1))
-    )
+    flat = x if not storage_order else np.ascontiguousarray(x.transpose(0, 1, *range(x.ndim - 1, 1, -1)))
     np.testing.assert_array_equal(flat.reshape(-1)[i], y)
 
 
@@ -115,25 +113,23 @@ def test_global_lp_pool_p1():
 
 def test_max_unpool_roundtrip():
     x = rand(1, 2, 4, 4)
-    model = node_model("MaxPool", {"x": x}, {"kernel_shape": [2, 2], "strides": [2, 2]},
-                       outputs=("y", "i"))
+    model = node_model("MaxPool", {"x": x}, {"kernel_shape": [2, 2], "strides": [2, 2]}, outputs=("y", "i"))
     y, i = run_onnxlite(model, {"x": x})
     inputs = {"y": y, "i": i}
     u = check_node("MaxUnpool", inputs, {"kernel_shape": [2, 2], "strides": [2, 2]})[0]
     assert u.shape == x.shape
-    np.testing.assert_array_equal(u[u != 0], x[x == x.reshape(1, 2, 2, 2, 2, 2)
-                                             .max(axis=(3, 5)).repeat(2, 2).repeat(2, 3)])
+    np.testing.assert_array_equal(
+        u[u != 0], x[x == x.reshape(1, 2, 2, 2, 2, 2).max(axis=(3, 5)).repeat(2, 2).repeat(2, 3)]
+    )
 
 
 def test_max_unpool_output_shape_of_original_input():
     # pooling a 5x5 input loses a row and column; indices still address the 5x5 input
     x = np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)
-    model = node_model("MaxPool", {"x": x}, {"kernel_shape": [2, 2], "strides": [2, 2]},
-                       outputs=("y", "i"))
+    model = node_model("MaxPool", {"x": x}, {"kernel_shape": [2, 2], "strides": [2, 2]}, outputs=("y", "i"))
     y, i = run_onnxlite(model, {"x": x})
     shape = np.array([1, 1, 5, 5], np.int64)
-    um = node_model("MaxUnpool", {"y": y, "i": i, "s": shape}, {"kernel_shape": [2, 2],
-                                                               "strides": [2, 2]})
+    um = node_model("MaxUnpool", {"y": y, "i": i, "s": shape}, {"kernel_shape": [2, 2], "strides": [2, 2]})
     (u,) = run_onnxlite(um, {"y": y, "i": i, "s": shape})
     want = np.zeros(25, np.float32)
     want[[6, 8, 16, 18]] = [6, 8, 16, 18]
@@ -156,8 +152,7 @@ def test_max_roi_pool():
 @pytest.mark.parametrize("sampling_ratio", [0, 2])
 def test_roi_align(mode, ctm, sampling_ratio):
     x = rand(2, 3, 10, 9)
-    rois = np.array([[0, 0, 9, 9], [0.5, 1.2, 6.3, 4.1], [-2, -1, 3, 12], [4, 4, 4.2, 5]],
-                    np.float32)
+    rois = np.array([[0, 0, 9, 9], [0.5, 1.2, 6.3, 4.1], [-2, -1, 3, 12], [4, 4, 4.2, 5]], np.float32)
     bi = np.array([0, 1, 1, 0], np.int64)
     attrs = {
         "mode": mode,
@@ -173,8 +168,11 @@ def test_roi_align(mode, ctm, sampling_ratio):
 def test_roi_align_v10_uses_output_half_pixel():
     # v10 predates the attribute and behaves as the legacy output_half_pixel mode (the
     # reference applies v16's half_pixel default to it)
-    inputs = {"x": rand(1, 2, 8, 8), "rois": np.array([[1, 1, 6, 5]], np.float32),
-              "bi": np.zeros(1, np.int64)}
+    inputs = {
+        "x": rand(1, 2, 8, 8),
+        "rois": np.array([[1, 1, 6, 5]], np.float32),
+        "bi": np.zeros(1, np.int64),
+    }
     (got,) = run_onnxlite(node_model("RoiAlign", inputs, {"output_height": 2}, opset=10), inputs)
     attrs = {"output_height": 2, "coordinate_transformation_mode": "output_half_pixel"}
     want = check_node("RoiAlign", inputs, attrs, opset=16)[0]

@@ -1,0 +1,112 @@
+"""Linear algebra: Gemm, MatMul, MatMulInteger, QLinearMatMul, Einsum.
+
+Floating products go to BLAS in the input's precision (16-bit floats through float32); 8-bit
+integer products run in float64, which is exact for sums of fewer than 2**37 products.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import kernel
+from .conv import compute_dtype, requantize
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ct = np.result_type(compute_dtype(a.dtype), compute_dtype(b.dtype))
+    out = np.result_type(a.dtype, b.dtype)
+    return np.matmul(a.astype(ct, copy=False), b.astype(ct, copy=False)).astype(out, copy=False)
+
+
+@kernel("MatMul", since=1)
+def matmul(a, b):
+    return _matmul(a, b)
+
+
+@kernel("Gemm", since=1)
+def gemm(a, b, c=None, *, alpha=1.0, beta=1.0, broadcast=0, transA=0, transB=0):
+    """All versions: ``broadcast`` (v1/v6) only allowed what numpy broadcasting does anyway."""
+    dt = a.dtype
+    ct = compute_dtype(dt)
+    aa = a.astype(ct, copy=False)
+    bb = b.astype(ct, copy=False)
+    y = np.matmul(aa.T if transA else aa, bb.T if transB else bb)
+    if ct.kind in "iu":
+        # integer Gemm: scale in float64, truncate like onnxruntime's casts
+        yf = y.astype(np.float64) * alpha
+        if c is not None and beta != 0:
+            yf = yf + c.astype(np.float64) * beta
+        return yf.astype(dt)
+    if alpha != 1.0:
+        y *= ct.type(alpha)
+    if c is not None and beta != 0:
+        cc = c.astype(ct, copy=False)
+        if beta != 1.0:
+            cc = cc * ct.type(beta)
+        if np.broadcast_shapes(cc.shape, y.shape) == y.shape:
+            y += cc
+        else:
+            y = y + cc
+    return y.astype(dt, copy=False)
+
+
+def _zero_shift(x: np.ndarray, zp, row_axis: bool) -> np.ndarray:
+    """x - zero_point in float64; a 1-D per-row zero point of A is laid along the rows."""
+    xf = x.astype(np.float64)
+    if zp is None:
+        return xf
+    z = np.asarray(zp).astype(np.float64)
+    if z.size == 1:
+        xf -= float(z.reshape(()))
+    elif row_axis and z.ndim == 1 and x.ndim >= 2:
+        xf -= z[:, None]
+    else:
+        xf -= z
+    return xf
+
+
+@kernel("MatMulInteger", since=10)
+def matmul_integer(a, b, a_zero_point=None, b_zero_point=None):
+    af = _zero_shift(a, a_zero_point, True)
+    bf = _zero_shift(b, b_zero_point, False)
+    return np.matmul(af, bf).astype(np.int32)
+
+
+def _scale(v, row_axis: bool, ndim: int):
+    s = np.asarray(v)
+    if row_axis and s.ndim == 1 and s.size > 1 and ndim >= 2:
+        return s[:, None]
+    return s
+
+
+@kernel("QLinearMatMul", since=10)
+def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point):
+    af = _dequant_operand(a, a_zero_point, True)
+    bf = _dequant_operand(b, b_zero_point, False)
+    acc = np.matmul(af, bf)
+    # the multiplier is formed in the scales' own precision, as onnxruntime does
+    sa = _scale(a_scale, True, a.ndim)
+    mult = (sa * np.asarray(b_scale) / np.asarray(y_scale)).astype(np.float64)
+    zp = None if y_zero_point is None else np.asarray(y_zero_point)
+    dtype = a.dtype if zp is None else zp.dtype
+    zpf = None if zp is None else zp.astype(np.float64)
+    return requantize(acc, mult, zpf, np.dtype(dtype))
+
+
+def _dequant_operand(x, zp, row_axis):
+    if x.dtype.kind in "iu":
+        return _zero_shift(x, zp, row_axis)
+    # float8 operands: their zero point is zero by definition
+    return x.astype(np.float64)
+
+
+@kernel("Einsum", since=12)
+def einsum(*xs, equation=""):
+    eq = equation.replace(" ", "")
+    dt = np.result_type(*(x.dtype for x in xs))
+    ct = compute_dtype(dt)
+    ops = [x.astype(ct, copy=False) for x in xs]
+    y = np.asarray(np.einsum(eq, *ops, optimize=len(ops) > 1))
+    if any(np.may_share_memory(y, x) for x in xs):
+        y = y.copy()  # transposes and diagonals come back as views of an input
+    return y.astype(dt, copy=False)
