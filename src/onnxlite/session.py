@@ -164,7 +164,21 @@ class InferenceSession:
             # Saved before compiling: function-body expansion is an execution detail, not part
             # of the model.
             self._save_model(so.optimized_model_filepath)
-        self._plan: Plan = compile_graph(graph, ctx)
+        try:
+            self._plan: Plan = compile_graph(graph, ctx)
+        except OnnxliteError as e:
+            others = [ep for ep in instances if ep is not cpu]
+            if fallback_off or not (self._fallback and others):
+                raise
+            # As onnxruntime's Python layer does: retry on the CPU provider alone, and say so.
+            warnings.warn(
+                f"session creation with {[ep.name for ep in others]} failed ({e}); "
+                "falling back to CPUExecutionProvider",
+                stacklevel=3,
+            )
+            self._providers = [cpu]
+            ctx = BuildContext(self._model.opsets, [cpu], cpu)
+            self._plan = compile_graph(graph, ctx)
         inits = set(graph.initializers)
         legacy = self._model.ir_version < 4
         self._inputs = [v for v in graph.inputs if v.name not in inits]

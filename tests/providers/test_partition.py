@@ -1,0 +1,97 @@
+"""The provider contract and the partitioner, with a toy provider that claims only Relu."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import onnxlite as ort
+from onnxlite import providers as providers_mod
+from onnxlite.errors import EPFail
+from onnxlite.providers.base import ExecutionProvider
+from onnxlite.providers.registry import KernelRegistry
+from tests.models.builders import mlp, mlp_reference
+
+X = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+TOY = "XnnpackExecutionProvider"  # a name onnxruntime knows; the toy stands in for it here
+
+toy_kernels = KernelRegistry(TOY)
+calls: list[str] = []
+
+
+@toy_kernels.kernel("Relu", since=6)
+def toy_relu(x: Any) -> Any:
+    calls.append("relu")
+    return np.maximum(x, 0)
+
+
+class ToyProvider(ExecutionProvider):
+    name = TOY
+    registry = toy_kernels
+
+
+class BrokenProvider(ToyProvider):
+    def kernel(self, info, node, opsets):  # type: ignore[no-untyped-def]
+        raise EPFail("the toy library failed to compile the group")
+
+
+@pytest.fixture
+def toy(monkeypatch: pytest.MonkeyPatch) -> type[ExecutionProvider]:
+    monkeypatch.setitem(providers_mod.PROVIDER_CLASSES, TOY, ToyProvider)
+    calls.clear()
+    return ToyProvider
+
+
+def test_toy_provider_claims_its_nodes_and_cpu_takes_the_rest(toy) -> None:  # type: ignore[no-untyped-def]
+    s = ort.InferenceSession(mlp(), providers=[TOY, "CPUExecutionProvider"])
+    assert s.get_providers() == [TOY, "CPUExecutionProvider"]
+    where = {st.node.op_type: st.provider for st in s._plan.steps}
+    assert where == {"MatMul": "CPUExecutionProvider", "Add": "CPUExecutionProvider",
+                     "Relu": TOY, "Sigmoid": "CPUExecutionProvider"}
+    y, z = s.run(None, {"x": X})
+    assert calls == ["relu"]
+    np.testing.assert_allclose(y, mlp_reference(X)[0], rtol=1e-5)
+
+
+def test_default_providers_are_the_available_ones(toy) -> None:  # type: ignore[no-untyped-def]
+    assert ort.get_available_providers() == ["CPUExecutionProvider", TOY]
+    s = ort.InferenceSession(mlp())
+    assert s.get_providers()[-1] == "CPUExecutionProvider"
+
+
+def test_disable_cpu_ep_fallback_names_unsupported_nodes(toy) -> None:  # type: ignore[no-untyped-def]
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    with pytest.raises(EPFail) as ei:
+        ort.InferenceSession(mlp(), sess_options=so, providers=[TOY])
+    msg = str(ei.value)
+    assert "matmul" in msg and "sigmoid" in msg and "relu" not in msg
+
+
+def test_cpu_fallback_without_the_config(toy) -> None:  # type: ignore[no-untyped-def]
+    s = ort.InferenceSession(mlp(), providers=[TOY])
+    assert s.get_providers() == [TOY, "CPUExecutionProvider"]
+    np.testing.assert_allclose(s.run(["z"], {"x": X})[0], mlp_reference(X)[1], rtol=1e-5)
+
+
+def test_provider_failing_at_build_falls_back_to_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(providers_mod.PROVIDER_CLASSES, TOY, BrokenProvider)
+    with pytest.warns(UserWarning, match="falling back"):
+        s = ort.InferenceSession(mlp(), providers=[TOY, "CPUExecutionProvider"])
+    assert s.get_providers() == ["CPUExecutionProvider"]
+    np.testing.assert_allclose(s.run(["y"], {"x": X})[0], mlp_reference(X)[0], rtol=1e-5)
+
+
+def test_profiler_shows_the_provider_of_each_node(toy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    so = ort.SessionOptions()
+    so.enable_profiling = True
+    so.profile_file_prefix = str(tmp_path / "p")
+    s = ort.InferenceSession(mlp(), sess_options=so, providers=[TOY, "CPUExecutionProvider"])
+    s.run(None, {"x": X})
+    with open(s.end_profiling()) as f:
+        events = [e for e in json.load(f) if e["cat"] == "Node"]
+    assert {e["args"]["op_name"]: e["args"]["provider"] for e in events}["Relu"] == TOY
