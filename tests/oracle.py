@@ -70,9 +70,7 @@ def assert_close(got: Any, want: Any, rtol: float = 1e-5, atol: float = 1e-6) ->
     if want.dtype == object or want.dtype.kind in "biu":
         np.testing.assert_array_equal(got, want)
     else:
-        np.testing.assert_allclose(
-            got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol
-        )
+        np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol)
 
 
 def check_node(
@@ -93,3 +91,27 @@ def check_node(
     for g, w in zip(got, want):
         assert_close(g, w, rtol, atol)
     return got
+
+
+def spec_allows(op_type: str, dtype: Any, opset: int, domain: str = "", input_index: int = 0) -> bool:
+    """Whether the op's schema at ``opset`` accepts ``dtype`` for input ``input_index``.
+
+    Types outside the schema are refused at session creation, so tests of such combinations
+    expect that error instead of a result.
+    """
+    from onnxlite.types import elem_name
+
+    schema = onnx.defs.get_schema(op_type, opset, domain)
+    formal = schema.inputs[min(input_index, len(schema.inputs) - 1)]
+    allowed = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
+    want = f"tensor({elem_name(onnx_type(dtype))})"
+    return want in allowed.get(formal.type_str, {formal.type_str})
+
+
+def assert_refused_at_build(model: onnx.ModelProto) -> None:
+    """Session creation fails with NotImplemented naming the op and the refused type."""
+    import pytest
+
+    with pytest.raises(onnxlite.NotImplemented) as ei:
+        onnxlite.InferenceSession(model.SerializeToString())
+    assert "does not accept" in str(ei.value)

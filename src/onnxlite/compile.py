@@ -9,6 +9,7 @@ from typing import Any
 from .errors import InvalidGraph, NotImplemented_, OnnxliteError
 from .ir.functions import expand_functions
 from .ir.graph import Graph, Node
+from .ir.typecheck import check_node_types
 from .plan import NONE_SLOT, SINK_SLOT, Plan, Step, freeze, node_info
 from .providers.base import ExecutionProvider, schema_version
 from .providers.partition import partition
@@ -59,6 +60,7 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
     for node, ep in zip(graph.nodes, assigned):
         if ep is None:
             raise _unknown_op(node, ctx.opsets)
+        check_node_types(node, ctx.opsets, graph.type_of)
         subgraphs: dict[str, Any] = {}
         implicit: set[str] = set()
         for attr, sub in node.attrs.items():

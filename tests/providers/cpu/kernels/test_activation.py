@@ -5,7 +5,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
-from tests.oracle import check_node, node_model, run_onnxlite
+from tests.oracle import assert_refused_at_build, check_node, node_model, run_onnxlite, spec_allows
 
 rng = np.random.default_rng(0)
 X = (rng.standard_normal((2, 3, 4)) * 3).astype(np.float32)
@@ -53,7 +53,10 @@ def test_activation(op, attrs, opset):
 
 @pytest.mark.parametrize(("op", "attrs", "opset"), CASES)
 def test_activation_extremes_and_float64(op, attrs, opset):
-    check_node(op, {"x": EXTREME.astype(np.float64)}, attrs, opset=opset)
+    if spec_allows(op, np.float64, opset):
+        check_node(op, {"x": EXTREME.astype(np.float64)}, attrs, opset=opset)
+    else:  # Celu takes float32 only
+        assert_refused_at_build(node_model(op, {"x": EXTREME.astype(np.float64)}, attrs, opset=opset))
     y = run(op, {"x": EXTREME}, attrs, opset=opset)
     assert y.dtype == np.float32 and y.shape == EXTREME.shape
     assert not np.isnan(y).any()
@@ -62,10 +65,17 @@ def test_activation_extremes_and_float64(op, attrs, opset):
 @pytest.mark.parametrize(("op", "attrs", "opset"), CASES)
 def test_activation_low_precision_keeps_dtype(op, attrs, opset):
     x16 = X.astype(np.float16)
+    if not spec_allows(op, np.float16, opset):  # Celu takes float32 only
+        assert_refused_at_build(node_model(op, {"x": x16}, attrs, opset=opset))
+        return
     y = check_node(op, {"x": x16}, attrs, opset=opset, rtol=2e-3, atol=2e-3)[0]
     assert y.dtype == np.float16
     xb = X.astype(ml_dtypes.bfloat16)
-    yb = run(op, {"x": xb}, attrs, opset=max(opset, 22) if op != "Shrink" else opset)
+    bf_opset = max(opset, 22) if op != "Shrink" else opset
+    if not spec_allows(op, ml_dtypes.bfloat16, bf_opset):  # Shrink has no bfloat16
+        assert_refused_at_build(node_model(op, {"x": xb}, attrs, opset=bf_opset))
+        return
+    yb = run(op, {"x": xb}, attrs, opset=bf_opset)
     assert yb.dtype == ml_dtypes.bfloat16
     want = run(op, {"x": xb.astype(np.float32)}, attrs, opset=max(opset, 22))
     np.testing.assert_allclose(yb.astype(np.float32), want, rtol=2e-2, atol=2e-2)
@@ -194,11 +204,7 @@ def test_activation_leaves_input_unchanged(op, attrs, opset):
     np.testing.assert_array_equal(x, X)
 
 
-@pytest.mark.parametrize(
-    "op", ["Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "Tanh", "Elu", "Selu"]
-)
+@pytest.mark.parametrize("op", ["Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "Tanh", "Elu", "Selu"])
 def test_opset1_consumed_inputs(op):
     y = run(op, {"x": X}, {"consumed_inputs": [0]}, opset=1)
-    np.testing.assert_allclose(
-        y, run(op, {"x": X}, opset=13 if op in ("Relu", "Sigmoid", "Tanh") else 6)
-    )
+    np.testing.assert_allclose(y, run(op, {"x": X}, opset=13 if op in ("Relu", "Sigmoid", "Tanh") else 6))
