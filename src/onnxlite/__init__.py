@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging as _logging
 
 from . import errors
+from .custom_ops import register_custom_op, unregister_custom_op
 from .errors import (
     EngineError,
     EPFail,
@@ -129,8 +130,10 @@ __all__ = [
     "get_build_info",
     "get_device",
     "get_version_string",
+    "register_custom_op",
     "set_default_logger_severity",
     "set_default_logger_verbosity",
     "set_seed",
+    "unregister_custom_op",
     "version",
 ]

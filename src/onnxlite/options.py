@@ -178,13 +178,14 @@ class SessionOptions:
             self.add_initializer(n, v)
 
     def register_custom_ops_library(self, library_path: str) -> None:
-        """Native custom-op libraries cannot be loaded by a pure-Python runtime."""
-        from .errors import NotImplemented_
+        """Load custom ops from a Python file that registers them (see onnxlite.custom_ops).
 
-        raise NotImplemented_(
-            f"cannot load custom op library {library_path!r}: onnxlite runs Python kernels only; "
-            "register Python kernels instead"
-        )
+        Native libraries (.so/.dll) cannot be loaded by a pure-Python runtime: NotImplemented.
+        """
+        from .custom_ops import load_custom_ops_file
+
+        load_custom_ops_file(str(library_path))
+        self._custom_op_libraries.append(str(library_path))
 
     def has_providers(self) -> bool:
         return False

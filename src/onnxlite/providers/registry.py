@@ -143,6 +143,9 @@ class KernelRegistry:
                 break
         return best
 
+    def unregister(self, domain: str, op_type: str) -> None:
+        self._defs.pop((norm_domain(domain), op_type), None)
+
     def has_op(self, domain: str, op_type: str) -> bool:
         return (norm_domain(domain), op_type) in self._defs
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..base import ExecutionProvider
+from ...ir.graph import Node
+from ..base import ExecutionProvider, schema_version
+from ..registry import KernelDef
 from .kernels import load_all
-from .registry import CPU_KERNELS
+from .registry import CPU_KERNELS, CUSTOM_KERNELS
 
 
 class CPUExecutionProvider(ExecutionProvider):
@@ -17,3 +19,8 @@ class CPUExecutionProvider(ExecutionProvider):
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         super().__init__(options)
         load_all()
+
+    def lookup(self, node: Node, opsets: Mapping[str, int]) -> KernelDef | None:
+        # Users' custom kernels come first, so that they can replace a built-in one.
+        custom = CUSTOM_KERNELS.lookup(node.domain, node.op_type, schema_version(node, opsets))
+        return custom if custom is not None else super().lookup(node, opsets)

@@ -6,3 +6,6 @@ from ..registry import KernelRegistry
 
 CPU_KERNELS = KernelRegistry("CPUExecutionProvider")
 kernel = CPU_KERNELS.kernel
+
+# Users' kernels (onnxlite.register_custom_op), consulted before the built-in ones.
+CUSTOM_KERNELS = KernelRegistry("CPUExecutionProvider")
