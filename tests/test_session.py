@@ -80,9 +80,7 @@ def test_unavailable_provider_warns_and_is_skipped() -> None:
     if "TensorrtExecutionProvider" in ort.get_available_providers():
         pytest.skip("TensorRT is available here")
     with pytest.warns(UserWarning, match="TensorrtExecutionProvider"):
-        s = ort.InferenceSession(
-            mlp(), providers=["TensorrtExecutionProvider", "CPUExecutionProvider"]
-        )
+        s = ort.InferenceSession(mlp(), providers=["TensorrtExecutionProvider", "CPUExecutionProvider"])
     assert s.get_providers() == ["CPUExecutionProvider"]
 
 
@@ -149,11 +147,7 @@ def test_missing_and_unknown_feeds(sess: ort.InferenceSession) -> None:
 def test_wrong_dtype_and_shape(sess: ort.InferenceSession) -> None:
     with pytest.raises(InvalidArgument) as ei:
         sess.run(None, {"x": X.astype(np.float64)})
-    assert (
-        "'x'" in str(ei.value)
-        and "tensor(double)" in str(ei.value)
-        and "tensor(float)" in str(ei.value)
-    )
+    assert "'x'" in str(ei.value) and "tensor(double)" in str(ei.value) and "tensor(float)" in str(ei.value)
     with pytest.raises(InvalidArgument) as ei:
         sess.run(None, {"x": np.zeros((5, 5), np.float32)})
     msg = str(ei.value)
@@ -213,9 +207,7 @@ def test_run_async(sess: ort.InferenceSession) -> None:
 
 
 def test_concurrent_runs_match_serial() -> None:
-    path = os.path.join(
-        os.path.dirname(onnx.__file__), "backend/test/data/light/light_squeezenet.onnx"
-    )
+    path = os.path.join(os.path.dirname(onnx.__file__), "backend/test/data/light/light_squeezenet.onnx")
     s = ort.InferenceSession(path)
     rng = np.random.default_rng(0)
     xs = [rng.random((1, 3, 224, 224), dtype=np.float32) for _ in range(6)]
@@ -301,9 +293,7 @@ def test_profiling_writes_chrome_trace(tmp_path) -> None:  # type: ignore[no-unt
     assert {"session_initialization", "model_run", "matmul_kernel_time"} <= names
     node = next(e for e in events if e["name"] == "matmul_kernel_time")
     assert node["cat"] == "Node" and node["ph"] == "X"
-    assert (
-        node["args"]["op_name"] == "MatMul" and node["args"]["provider"] == "CPUExecutionProvider"
-    )
+    assert node["args"]["op_name"] == "MatMul" and node["args"]["provider"] == "CPUExecutionProvider"
     assert node["args"]["input_type_shape"] == [{"float": [5, 4]}, {"float": [4, 3]}]
 
 

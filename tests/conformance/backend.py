@@ -42,9 +42,7 @@ class OnnxliteBackend(Backend):
         return OnnxliteRep(onnxlite.InferenceSession(model))
 
     @classmethod
-    def run_model(
-        cls, model: Any, inputs: Any, device: str = "CPU", **kwargs: Any
-    ) -> tuple[Any, ...]:
+    def run_model(cls, model: Any, inputs: Any, device: str = "CPU", **kwargs: Any) -> tuple[Any, ...]:
         return cls.prepare(model, device).run(inputs)
 
     @classmethod

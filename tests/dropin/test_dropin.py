@@ -55,7 +55,5 @@ def test_client_matches_real_onnxruntime(client_module) -> None:  # type: ignore
     real = real_ort
     clf = client_module.Classifier(MODEL)
     x = np.random.default_rng(1).random((1, 3, 224, 224), dtype=np.float32)
-    want = real.InferenceSession(MODEL, providers=["CPUExecutionProvider"]).run(
-        None, {clf.input_name: x}
-    )[0]
+    want = real.InferenceSession(MODEL, providers=["CPUExecutionProvider"]).run(None, {clf.input_name: x})[0]
     np.testing.assert_allclose(clf.predict(x), want, rtol=1e-3, atol=1e-5)

@@ -99,9 +99,7 @@ def test_ir_versions_and_opsets() -> None:
         m = mlp(opset=7 if ir < 4 else 13, ir_version=ir)
         if ir < 4:  # IR 3 requires initializers to be listed as graph inputs
             for t in m.graph.initializer:
-                m.graph.input.append(
-                    helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                )
+                m.graph.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
         sess = onnxlite.InferenceSession(m.SerializeToString())
         assert [i.name for i in sess.get_inputs()] == ["x"]
         np.testing.assert_allclose(sess.run(["y"], {"x": x})[0], mlp_reference(x)[0], rtol=1e-6)

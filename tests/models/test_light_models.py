@@ -15,8 +15,7 @@ import onnxlite
 
 LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
 MODELS = sorted(
-    os.path.basename(p)[len("light_") : -len(".onnx")]
-    for p in glob.glob(os.path.join(LIGHT, "light_*.onnx"))
+    os.path.basename(p)[len("light_") : -len(".onnx")] for p in glob.glob(os.path.join(LIGHT, "light_*.onnx"))
 )
 
 
@@ -37,9 +36,7 @@ def _inputs(model: onnx.ModelProto, random: bool) -> dict[str, np.ndarray]:
 def test_matches_stored_output(name: str) -> None:
     path = os.path.join(LIGHT, f"light_{name}.onnx")
     model = onnx.load(path)
-    expected = numpy_helper.to_array(
-        onnx.load_tensor(os.path.join(LIGHT, f"light_{name}_output_0.pb"))
-    )
+    expected = numpy_helper.to_array(onnx.load_tensor(os.path.join(LIGHT, f"light_{name}_output_0.pb")))
     got = onnxlite.InferenceSession(path).run(None, _inputs(model, random=False))[0]
     assert got.shape == expected.shape and got.dtype == expected.dtype
     np.testing.assert_allclose(got, expected, rtol=2e-3, atol=1e-6)

@@ -48,8 +48,12 @@ def test_toy_provider_claims_its_nodes_and_cpu_takes_the_rest(toy) -> None:  # t
     s = ort.InferenceSession(mlp(), providers=[TOY, "CPUExecutionProvider"])
     assert s.get_providers() == [TOY, "CPUExecutionProvider"]
     where = {st.node.op_type: st.provider for st in s._plan.steps}
-    assert where == {"MatMul": "CPUExecutionProvider", "Add": "CPUExecutionProvider",
-                     "Relu": TOY, "Sigmoid": "CPUExecutionProvider"}
+    assert where == {
+        "MatMul": "CPUExecutionProvider",
+        "Add": "CPUExecutionProvider",
+        "Relu": TOY,
+        "Sigmoid": "CPUExecutionProvider",
+    }
     y, _ = s.run(None, {"x": X})
     assert calls == ["relu"]
     np.testing.assert_allclose(y, mlp_reference(X)[0], rtol=1e-5)

@@ -29,9 +29,7 @@ def test_cast_numeric(to):
     check_node("Cast", {"x": x}, {"to": to})
 
 
-@pytest.mark.parametrize(
-    "to", [TP.FLOAT8E4M3FN, TP.FLOAT8E4M3FNUZ, TP.FLOAT8E5M2, TP.FLOAT8E5M2FNUZ]
-)
+@pytest.mark.parametrize("to", [TP.FLOAT8E4M3FN, TP.FLOAT8E4M3FNUZ, TP.FLOAT8E5M2, TP.FLOAT8E5M2FNUZ])
 @pytest.mark.parametrize("saturate", [0, 1])
 @pytest.mark.parametrize("src", [np.float32, np.float16, np.float64])
 def test_cast_float8_saturate(to, saturate, src):

@@ -60,9 +60,7 @@ def test_resize_sizes(mode, sizes, opset):
     _resize({"mode": mode}, sizes=sizes, opset=opset)
 
 
-@pytest.mark.parametrize(
-    "nearest_mode", ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]
-)
+@pytest.mark.parametrize("nearest_mode", ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"])
 @pytest.mark.parametrize("ctm", ["half_pixel", "asymmetric", "align_corners"])
 def test_resize_nearest_modes(nearest_mode, ctm):
     attrs = {"mode": "nearest", "nearest_mode": nearest_mode, "coordinate_transformation_mode": ctm}
@@ -130,9 +128,7 @@ def test_resize_float16_and_double():
 def test_resize_empty_batch():
     x = np.zeros((0, 2, 3, 3), np.float32)
     s = np.array([1, 1, 2, 2], np.float32)
-    model = node_model(
-        "Resize", {"X": x, "s": s}, {"mode": "linear"}, opset=19, input_names=["X", "", "s"]
-    )
+    model = node_model("Resize", {"X": x, "s": s}, {"mode": "linear"}, opset=19, input_names=["X", "", "s"])
     assert run_onnxlite(model, {"X": x, "s": s})[0].shape == (0, 2, 6, 6)
 
 
@@ -141,9 +137,7 @@ def _run(op, ins, attrs, opset, names=None):
 
 
 SMALL = np.array([[[[1, 2], [3, 4]]]], np.float32)
-LINEAR_2X = np.array(
-    [[[[1, 1.5, 2, 2], [2, 2.5, 3, 3], [3, 3.5, 4, 4], [3, 3.5, 4, 4]]]], np.float32
-)
+LINEAR_2X = np.array([[[[1, 1.5, 2, 2], [2, 2.5, 3, 3], [3, 3.5, 4, 4], [3, 3.5, 4, 4]]]], np.float32)
 
 
 def test_resize_10_asymmetric():

@@ -44,9 +44,7 @@ def test_directions(op, direction, opset):
     nd = 2 if direction == "bidirectional" else 1
     ins, names = _inputs(op, nd)
     attrs = {"hidden_size": H, "direction": direction}
-    check_node(
-        op, ins, attrs, outputs=OUTS[op], opset=opset, input_names=names, rtol=1e-4, atol=1e-5
-    )
+    check_node(op, ins, attrs, outputs=OUTS[op], opset=opset, input_names=names, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("op", ["RNN", "GRU", "LSTM"])
@@ -64,9 +62,7 @@ def test_gru_linear_before_reset_and_defaults():
 
 def test_lstm_peepholes_and_y_only():
     ins, names = _inputs("LSTM", 1, peep=True)
-    check_node(
-        "LSTM", ins, {"hidden_size": H}, outputs=("y",), input_names=names, rtol=1e-4, atol=1e-5
-    )
+    check_node("LSTM", ins, {"hidden_size": H}, outputs=("y",), input_names=names, rtol=1e-4, atol=1e-5)
 
 
 def test_float64():
