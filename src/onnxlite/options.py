@@ -45,12 +45,13 @@ def _check_bool(name: str, value: Any) -> bool:
 class SessionOptions:
     """Options of an InferenceSession (onnxruntime.SessionOptions).
 
-    Fields that onnxlite stores but does not act on yet: ``execution_order``, ``enable_cpu_mem_arena``,
-    ``enable_mem_pattern``, ``enable_mem_reuse``, ``use_deterministic_compute`` (numpy kernels are
-    deterministic), ``log_verbosity_level``, ``execution_mode``/``inter_op_num_threads`` (runs are
-    sequential), ``intra_op_num_threads`` (numpy's BLAS picks its threads),
-    ``graph_optimization_level``/``optimized_model_filepath`` (no graph optimizer yet; the file is
-    written unoptimized) and free-dimension overrides by denotation.
+    ``intra_op_num_threads`` limits numpy's BLAS threads during runs (0: BLAS decides);
+    ``execution_mode = ORT_PARALLEL`` runs independent nodes on ``inter_op_num_threads`` threads
+    (0: one per core). Fields stored but not acted on: ``execution_order``,
+    ``enable_cpu_mem_arena``, ``enable_mem_pattern``, ``enable_mem_reuse`` (intermediates are always
+    released after their last use), ``use_deterministic_compute`` (numpy kernels are deterministic),
+    ``log_verbosity_level``, ``graph_optimization_level``/``optimized_model_filepath`` (no graph
+    optimizer yet; the file is written unoptimized) and free-dimension overrides by denotation.
     """
 
     def __init__(self) -> None:

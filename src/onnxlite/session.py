@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import warnings
@@ -18,9 +19,11 @@ from .errors import InvalidArgument, OnnxliteError
 from .iobinding import IOBinding
 from .ir.graph import Model, ValueInfo
 from .ir.load import load_model
-from .options import RunOptions, SessionOptions
+from .options import ExecutionMode, RunOptions, SessionOptions
 from .ortvalue import OrtValue
+from .parallel import ParallelExecutor
 from .plan import Plan
+from .threads import blas_limiter
 from .providers import ALL_PROVIDER_NAMES, PROVIDER_CLASSES, available_providers
 from .providers.base import ExecutionProvider
 from .providers.cpu.provider import CPUExecutionProvider
@@ -189,6 +192,10 @@ class InferenceSession:
         self._input_args = [self._node_arg(v) for v in self._inputs]
         self._output_args = [self._node_arg(v) for v in graph.outputs]
         self._expect = {v.name: self._expected(v) for v in self._inputs + self._overridable}
+        self._executor = None
+        if so.execution_mode == ExecutionMode.ORT_PARALLEL:
+            self._executor = ParallelExecutor(so.inter_op_num_threads or os.cpu_count() or 1)
+        self._blas_limit = blas_limiter(so.intra_op_num_threads)
         if so.log_severity_level == 0:
             counts: dict[str, int] = {}
             for st in self._plan.steps:
@@ -379,10 +386,13 @@ class InferenceSession:
     ) -> list[Any]:
         """Compute the outputs named (all when None or []) from ``input_feed`` {name: array}."""
         vals, variant = self._prepare(output_names, input_feed)
-        if self._profiler is not None:
-            results = self._profiler.run(self._plan, vals, variant)
-        else:
-            results = self._plan.execute(vals, variant, run_options)
+        with self._blas_limit():
+            if self._profiler is not None:
+                results = self._profiler.run(self._plan, vals, variant)
+            elif self._executor is not None:
+                results = self._executor.execute(self._plan, vals, variant, run_options)
+            else:
+                results = self._plan.execute(vals, variant, run_options)
         return [_output(r) for r in results]
 
     def run_with_ort_values(

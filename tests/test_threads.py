@@ -1,0 +1,76 @@
+"""Threads: intra_op_num_threads limits BLAS during runs; ORT_PARALLEL matches sequential runs."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import pytest
+from threadpoolctl import threadpool_info
+
+import onnxlite as ort
+from tests.models.builders import mlp, single
+
+LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
+
+
+def _blas_threads() -> int:
+    return min(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def test_intra_op_threads_limit_blas_during_run() -> None:
+    seen: list[int] = []
+
+    @ort.register_custom_op("Probe", domain="t.ops")
+    def probe(x):  # type: ignore[no-untyped-def]
+        seen.append(_blas_threads())
+        return x
+
+    try:
+        g = onnx.helper.make_graph(
+            [onnx.helper.make_node("Probe", ["x"], ["y"], domain="t.ops")],
+            "g",
+            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+        )
+        m = onnx.helper.make_model(
+            g, opset_imports=[onnx.helper.make_opsetid("", 17), onnx.helper.make_opsetid("t.ops", 1)]
+        )
+        before = _blas_threads()
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        ort.InferenceSession(m, sess_options=so).run(None, {"x": np.ones(1, np.float32)})
+        assert seen == [1]
+        assert _blas_threads() == before  # restored after the run
+    finally:
+        ort.unregister_custom_op("Probe", "t.ops")
+
+
+@pytest.mark.parametrize("name", ["inception_v1", "squeezenet", "densenet121"])
+def test_parallel_mode_matches_sequential(name: str) -> None:
+    path = os.path.join(LIGHT, f"light_{name}.onnx")
+    so = ort.SessionOptions()
+    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+    so.inter_op_num_threads = 3
+    par = ort.InferenceSession(path, sess_options=so)
+    seq = ort.InferenceSession(path)
+    inp = par.get_inputs()[0]
+    x = np.random.default_rng(0).random(inp.shape, dtype=np.float32)
+    for _ in range(3):
+        np.testing.assert_array_equal(par.run(None, {inp.name: x})[0], seq.run(None, {inp.name: x})[0])
+
+
+def test_parallel_mode_reports_kernel_failures_and_terminate() -> None:
+    so = ort.SessionOptions()
+    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+    s = ort.InferenceSession(mlp(), sess_options=so)
+    with pytest.raises(ort.InvalidArgument):
+        s.run(None, {"x": np.ones((2, 5), np.float32)})
+    ro = ort.RunOptions()
+    ro.terminate = True
+    with pytest.raises(ort.RuntimeException, match="terminate"):
+        s.run(None, {"x": np.ones((2, 4), np.float32)}, ro)
+    bad = ort.InferenceSession(single("MatMul", ["a", "b"], ["c"]), sess_options=so)
+    with pytest.raises(ort.Fail, match="MatMul"):
+        bad.run(None, {"a": np.ones((2, 3), np.float32), "b": np.ones((2, 3), np.float32)})
