@@ -23,10 +23,10 @@ from .options import ExecutionMode, RunOptions, SessionOptions
 from .ortvalue import OrtValue
 from .parallel import ParallelExecutor
 from .plan import Plan
-from .threads import blas_limiter
 from .providers import ALL_PROVIDER_NAMES, PROVIDER_CLASSES, available_providers
 from .providers.base import ExecutionProvider
 from .providers.cpu.provider import CPUExecutionProvider
+from .threads import blas_limiter
 from .types import np_dtype, type_shape, type_string
 
 log = logging.getLogger("onnxlite")
