@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
+# Frameworks for the model tests (torch exports, scikit-learn conversions); torch is pinned to
+# the CPU build this machine kind provides.
+.venv/bin/python -m pip install --quiet -r requirements-models.txt
 .venv/bin/ruff check src tests examples
 .venv/bin/mypy
 .venv/bin/python -m pytest tests -rfE "$@"

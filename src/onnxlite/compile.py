@@ -11,8 +11,8 @@ from .ir.functions import expand_functions
 from .ir.graph import Graph, Node
 from .ir.typecheck import check_node_types
 from .plan import NONE_SLOT, SINK_SLOT, Plan, Step, freeze, node_info
-from .providers.base import ExecutionProvider, schema_version
-from .providers.partition import partition
+from .providers.base import ExecutionProvider, group_io, schema_version
+from .providers.partition import Partition, partition
 
 
 @dataclass
@@ -27,40 +27,130 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
     """Compile ``graph``; ``outer`` names the enclosing-scope values it may read (subgraphs)."""
 
     def has_kernel(node: Node) -> bool:
-        return any(
-            ep.supports(node, graph, ctx.opsets) for ep in ctx.providers
-        ) or ctx.cpu.supports(node, graph, ctx.opsets)
+        return any(ep.supports(node, graph, ctx.opsets) for ep in ctx.providers) or ctx.cpu.supports(
+            node, graph, ctx.opsets
+        )
 
     expand_functions(graph, ctx.opsets, has_kernel, graph.type_of)
-    assigned = partition(graph, ctx.providers, ctx.opsets, ctx.cpu, ctx.allow_cpu_fallback)
-
-    slots: dict[str, int] = {}
-
-    def slot(name: str) -> int:
-        s = slots.get(name)
-        if s is None:
-            s = slots[name] = len(slots) + 2  # 0 and 1 are NONE_SLOT and SINK_SLOT
-        return s
-
-    for v in graph.inputs:
-        slot(v.name)
-    outer_used = sorted(graph.free_names() & set(outer)) if outer else []
-    missing = graph.free_names() - set(outer)
-    if missing:
-        raise InvalidGraph(f"graph {graph.name!r} reads undefined value(s) {sorted(missing)}")
-    for n in outer_used:
-        slot(n)
-    constants = {}
-    for name, value in graph.initializers.items():
-        slot(name)
-        constants[name] = freeze(value)
-
-    steps: list[Step] = []
-    visible = set(outer) | {v.name for v in graph.inputs} | set(graph.initializers)
+    parts = partition(graph, ctx.providers, ctx.opsets, ctx.cpu, ctx.allow_cpu_fallback)
+    assigned = parts.assigned
     for node, ep in zip(graph.nodes, assigned):
         if ep is None:
             raise _unknown_op(node, ctx.opsets)
         check_node_types(node, ctx.opsets, graph.type_of)
+
+    b = _Builder(graph, ctx)
+    outer_used = sorted(graph.free_names() & set(outer)) if outer else []
+    missing = graph.free_names() - set(outer)
+    if missing:
+        raise InvalidGraph(f"graph {graph.name!r} reads undefined value(s) {sorted(missing)}")
+    for v in graph.inputs:
+        b.slot(v.name)
+    for n in outer_used:
+        b.slot(n)
+    constants = {}
+    for name, value in graph.initializers.items():
+        b.slot(name)
+        constants[name] = freeze(value)
+
+    compiled = _compiled_groups(graph, parts)
+    group_of = {i: k for k, (_, group, _) in enumerate(compiled) for i in group}
+    visible = set(outer) | {v.name for v in graph.inputs} | set(graph.initializers)
+    for idx, (node, ep) in enumerate(zip(graph.nodes, assigned)):
+        assert ep is not None
+        k = group_of.get(idx)
+        if k is not None:
+            gep, group, fn = compiled[k]
+            if idx == group[-1]:  # a compiled group runs where its last node stood
+                ins_names, out_names = group_io(graph, group)
+                rep = Node(f"{gep.name}Group", ins_names, out_names, name=f"{gep.name}_group_{k}")
+                b.emit(fn, ins_names, out_names, rep, gep)
+        else:
+            b.emit_node(node, ep, visible)
+        visible.update(o for o in node.outputs if o)
+    for o in graph.outputs:  # outputs are fetched from the host copy of device values
+        b.slots[o.name] = b.to_cpu(b.slot(o.name), o.name)
+    return Plan(graph, b.steps, b.slots, constants, outer_used)
+
+
+def _compiled_groups(graph: Graph, parts: Partition) -> list[tuple[ExecutionProvider, list[int], Any]]:
+    """Groups whose provider compiled them into one callable. A group is only compiled when it is
+    convex in the node order (no outside node between its first and last reads its values)."""
+    out = []
+    for ep, group in parts.groups:
+        if len(group) < 2:
+            continue
+        produced = {o for i in group for o in graph.nodes[i].outputs if o}
+        members = set(group)
+        between = [j for j in range(group[0], group[-1]) if j not in members]
+        if any(produced.intersection(graph.nodes[j].inputs) for j in between):
+            continue
+        fn = ep.compile(graph, group)
+        if fn is not None:
+            out.append((ep, group, fn))
+    return out
+
+
+class _Builder:
+    """Slots, steps and device copies for one graph."""
+
+    def __init__(self, graph: Graph, ctx: BuildContext) -> None:
+        self.graph = graph
+        self.ctx = ctx
+        self.slots: dict[str, int] = {}
+        self.steps: list[Step] = []
+        self.device: dict[int, ExecutionProvider] = {}  # slots held off the CPU, by provider
+        self.copies: dict[tuple[int, str], int] = {}
+
+    def slot(self, name: str) -> int:
+        s = self.slots.get(name)
+        if s is None:
+            s = self.slots[name] = len(self.slots) + 2  # 0 and 1 are NONE_SLOT and SINK_SLOT
+        return s
+
+    def _copy(self, s: int, name: str, ep: ExecutionProvider, fn: Any, label: str) -> int:
+        key = (s, ep.device)
+        c = self.copies.get(key)
+        if c is None:
+            c = self.copies[key] = self.slot(f"{name}@{ep.device}")
+            node = Node(label, [name], [f"{name}@{ep.device}"], name=f"{label}_{name}")
+            self.steps.append(Step(fn, (s,), (c,), node, ep.name))
+        return c
+
+    def to_cpu(self, s: int, name: str) -> int:
+        """The slot holding ``s``'s value on the CPU, adding a copy step if it lives elsewhere."""
+        src = self.device.get(s)
+        if src is None:
+            return s
+        return self._copy(s, name, self.ctx.cpu, src.to_cpu, "MemcpyToHost")
+
+    def on(self, s: int, name: str, ep: ExecutionProvider) -> int:
+        """The slot holding ``s``'s value on ``ep``'s device."""
+        if ep.device == "cpu":
+            return self.to_cpu(s, name)
+        src = self.device.get(s)
+        if src is not None and src.device == ep.device:
+            return s
+        return self._copy(self.to_cpu(s, name), name, ep, ep.to_device, "MemcpyFromHost")
+
+    def emit(
+        self,
+        fn: Any,
+        ins: list[str],
+        outs: list[str],
+        node: Node,
+        ep: ExecutionProvider,
+        implicit: Sequence[str] = (),
+    ) -> None:
+        in_slots = tuple(self.on(self.slot(n), n, ep) if n else NONE_SLOT for n in ins)
+        in_slots += tuple(self.to_cpu(self.slot(n), n) for n in implicit)
+        out_slots = tuple(self.slot(n) if n else SINK_SLOT for n in outs)
+        if ep.device != "cpu":
+            self.device.update((s, ep) for s in out_slots if s != SINK_SLOT)
+        self.steps.append(Step(fn, in_slots, out_slots, node, ep.name))
+
+    def emit_node(self, node: Node, ep: ExecutionProvider, visible: set[str]) -> None:
+        ctx = self.ctx
         subgraphs: dict[str, Any] = {}
         implicit: set[str] = set()
         for attr, sub in node.attrs.items():
@@ -70,29 +160,19 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
                 implicit.update(plan.outer_names)
         implicit_names = sorted(implicit)
         info = node_info(
-            node, schema_version(node, ctx.opsets), graph, ctx.opsets, subgraphs, implicit_names
+            node, schema_version(node, ctx.opsets), self.graph, ctx.opsets, subgraphs, implicit_names
         )
         try:
             fn = ep.kernel(info, node, ctx.opsets)
         except OnnxliteError:
             raise
         except Exception as e:
-            raise NotImplemented_(
-                f"{node.describe()}: cannot build its {ep.name} kernel: {e}"
-            ) from e
+            raise NotImplemented_(f"{node.describe()}: cannot build its {ep.name} kernel: {e}") from e
         names = list(node.inputs)
         if not implicit_names:
             while names and not names[-1]:
                 names.pop()
-        ins = tuple(slot(n) if n else NONE_SLOT for n in names) + tuple(
-            slot(n) for n in implicit_names
-        )
-        outs = tuple(slot(n) if n else SINK_SLOT for n in node.outputs)
-        steps.append(Step(fn, ins, outs, node, ep.name))
-        visible.update(o for o in node.outputs if o)
-    for o in graph.outputs:
-        slot(o.name)
-    return Plan(graph, steps, slots, constants, outer_used)
+        self.emit(fn, names, list(node.outputs), node, ep, implicit_names)
 
 
 def _unknown_op(node: Node, opsets: Mapping[str, int]) -> NotImplemented_:

@@ -99,3 +99,89 @@ def test_profiler_shows_the_provider_of_each_node(toy, tmp_path) -> None:  # typ
     with open(s.end_profiling()) as f:
         events = [e for e in json.load(f) if e["cat"] == "Node"]
     assert {e["args"]["op_name"]: e["args"]["provider"] for e in events}["Relu"] == TOY
+
+
+class DevArray:
+    """A value on the toy device: the CPU must never see one."""
+
+    def __init__(self, a: Any) -> None:
+        self.a = a
+
+
+dev_kernels = KernelRegistry("ToyDevice")
+
+
+@dev_kernels.kernel("Relu", since=6)
+def dev_relu(x: DevArray) -> DevArray:
+    assert isinstance(x, DevArray)
+    return DevArray(np.maximum(x.a, 0))
+
+
+@dev_kernels.kernel("Sigmoid", since=6)
+def dev_sigmoid(x: DevArray) -> DevArray:
+    assert isinstance(x, DevArray)
+    return DevArray(1 / (1 + np.exp(-x.a)))
+
+
+class DeviceProvider(ExecutionProvider):
+    name = TOY
+    device = "toydev"
+    registry = dev_kernels
+
+    def to_device(self, value: Any) -> DevArray:
+        assert isinstance(value, np.ndarray)
+        return DevArray(value)
+
+    def to_cpu(self, value: Any) -> Any:
+        assert isinstance(value, DevArray)
+        return value.a
+
+
+def test_copies_at_device_boundaries_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(providers_mod.PROVIDER_CLASSES, TOY, DeviceProvider)
+    s = ort.InferenceSession(mlp(), providers=[TOY, "CPUExecutionProvider"])
+    ops = [st.node.op_type for st in s._plan.steps]
+    # h goes to the device once (shared by Relu and Sigmoid); y and z come back to the host.
+    assert ops.count("MemcpyFromHost") == 1
+    assert ops.count("MemcpyToHost") == 2
+    y, z = s.run(None, {"x": X})
+    assert isinstance(y, np.ndarray) and isinstance(z, np.ndarray)
+    want = mlp_reference(X)
+    np.testing.assert_allclose(y, want[0], rtol=1e-5)
+    np.testing.assert_allclose(z, want[1], rtol=1e-5)
+
+
+class CompilingProvider(ExecutionProvider):
+    """Claims Add -> Relu as one group and compiles it into a single callable."""
+
+    name = TOY
+    registry = toy_kernels
+    compiled: list[tuple[list[str], list[str]]] = []
+
+    def capability(self, graph, candidates, opsets):  # type: ignore[no-untyped-def]
+        ops = {graph.nodes[i].op_type: i for i in candidates}
+        return [[ops["Add"], ops["Relu"]]]
+
+    def compile(self, graph, group):  # type: ignore[no-untyped-def]
+        from onnxlite.providers.base import group_io
+
+        ins, outs = group_io(graph, group)
+        self.compiled.append((ins, outs))
+
+        def add_relu(h0: Any, b: Any) -> tuple[Any, ...]:
+            h = h0 + b
+            return h, np.maximum(h, 0)
+
+        return add_relu
+
+
+def test_compiled_group_is_one_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(providers_mod.PROVIDER_CLASSES, TOY, CompilingProvider)
+    CompilingProvider.compiled.clear()
+    s = ort.InferenceSession(mlp(), providers=[TOY, "CPUExecutionProvider"])
+    # the group reads h0 and b; h is read outside it (Sigmoid) and y is a graph output
+    assert CompilingProvider.compiled == [(["h0", "b"], ["h", "y"])]
+    assert [st.provider for st in s._plan.steps].count(TOY) == 1
+    y, z = s.run(None, {"x": X})
+    np.testing.assert_allclose(y, mlp_reference(X)[0], rtol=1e-5)
+    np.testing.assert_allclose(z, mlp_reference(X)[1], rtol=1e-5)

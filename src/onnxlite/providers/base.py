@@ -8,7 +8,7 @@ providers in priority order; the CPU provider takes whatever nobody claims.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import onnx
@@ -65,7 +65,11 @@ class ExecutionProvider:
         return kd.bind(info)
 
     def compile(self, graph: Graph, group: list[int]) -> Callable[..., Any] | None:
-        """A callable for a whole group, or None to use per-node kernels."""
+        """One callable for a whole group of nodes, or None to use per-node kernels.
+
+        The callable takes the values of ``group_io(graph, group)[0]`` positionally and returns
+        a tuple with the values of ``group_io(graph, group)[1]``.
+        """
         return None
 
     def to_device(self, value: Any) -> Any:
@@ -73,3 +77,31 @@ class ExecutionProvider:
 
     def to_cpu(self, value: Any) -> Any:
         return value
+
+
+def group_io(graph: Graph, group: Sequence[int]) -> tuple[list[str], list[str]]:
+    """The calling convention of a compiled group: its external inputs (in first-use order) and
+    its outputs (values read outside the group or graph outputs, in production order)."""
+    members = set(group)
+    produced: dict[str, int] = {}
+    for i in group:
+        for o in graph.nodes[i].outputs:
+            if o:
+                produced[o] = i
+    inputs: list[str] = []
+    for i in sorted(group):
+        node = graph.nodes[i]
+        names = [n for n in node.inputs if n]
+        for _, sub in node.graphs():
+            names.extend(sorted(sub.free_names()))
+        for n in names:
+            if n not in produced and n not in inputs:
+                inputs.append(n)
+    used_outside = {o.name for o in graph.outputs}
+    for j, node in enumerate(graph.nodes):
+        if j not in members:
+            used_outside.update(node.inputs)
+            for _, sub in node.graphs():
+                used_outside |= sub.free_names()
+    outputs = [o for o in produced if o in used_outside]
+    return inputs, outputs

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from ..errors import EPFail
 from ..ir.graph import Graph
 from .base import ExecutionProvider
+
+
+@dataclass
+class Partition:
+    """The provider of each node (None where no provider has a kernel), and the node groups
+    non-CPU providers claimed (candidates for ``ExecutionProvider.compile``)."""
+
+    assigned: list[ExecutionProvider | None]
+    groups: list[tuple[ExecutionProvider, list[int]]] = field(default_factory=list)
 
 
 def partition(
@@ -15,9 +25,10 @@ def partition(
     opsets: Mapping[str, int],
     cpu: ExecutionProvider,
     allow_cpu_fallback: bool = True,
-) -> list[ExecutionProvider | None]:
-    """The provider of each node (None where no provider, CPU included, has a kernel)."""
+) -> Partition:
+    """Ask providers in priority order for groups of nodes; CPU takes the nodes nobody claims."""
     assigned: list[ExecutionProvider | None] = [None] * len(graph.nodes)
+    groups: list[tuple[ExecutionProvider, list[int]]] = []
     for ep in providers:
         if ep is cpu:
             continue
@@ -25,9 +36,11 @@ def partition(
         if not todo:
             break
         for group in ep.capability(graph, todo, opsets):
-            for i in group:
-                if assigned[i] is None:
-                    assigned[i] = ep
+            mine = [i for i in group if assigned[i] is None]
+            for i in mine:
+                assigned[i] = ep
+            if mine:
+                groups.append((ep, sorted(mine)))
     cpu_requested = any(ep is cpu for ep in providers)
     fallback: list[str] = []
     for i, p in enumerate(assigned):
@@ -40,4 +53,4 @@ def partition(
             "session.disable_cpu_ep_fallback is set and no requested provider supports "
             f"{len(fallback)} node(s): {', '.join(fallback[:20])}"
         )
-    return assigned
+    return Partition(assigned, groups)
