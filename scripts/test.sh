@@ -7,7 +7,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
 # Frameworks for the model tests (torch exports, scikit-learn conversions); torch is pinned to
-# the CPU build this machine kind provides.
+# its 2.13.0 CPU build.
 .venv/bin/python -m pip install --quiet -r requirements-models.txt
 .venv/bin/ruff check src tests examples
 .venv/bin/mypy
