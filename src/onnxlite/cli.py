@@ -1,6 +1,7 @@
 """The ``onnxlite`` command line.
 
 onnxlite run [MODEL] [--input FILE.npz] [--repeat N]   run a model, print outputs and latency
+onnxlite inspect MODEL [--providers A,B]             inputs, outputs, provider assignment
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=20, help="timed runs after the first (default 20)"
     )
     run.set_defaults(fn=cmd_run)
+    from .tools.inspect import add_inspect_parser
+
+    add_inspect_parser(sub)
     args = ap.parse_args(argv)
     try:
         return int(args.fn(args))

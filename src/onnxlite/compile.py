@@ -70,7 +70,9 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
         visible.update(o for o in node.outputs if o)
     for o in graph.outputs:  # outputs are fetched from the host copy of device values
         b.slots[o.name] = b.to_cpu(b.slot(o.name), o.name)
-    return Plan(graph, b.steps, b.slots, constants, outer_used)
+    plan = Plan(graph, b.steps, b.slots, constants, outer_used)
+    plan.assignment = [(node, ep.name) for node, ep in zip(graph.nodes, assigned) if ep is not None]
+    return plan
 
 
 def _compiled_groups(graph: Graph, parts: Partition) -> list[tuple[ExecutionProvider, list[int], Any]]:

@@ -82,6 +82,8 @@ class Plan:
         self.outer_names = list(outer)
         self.outer_slots = [(slots[n], n) for n in outer]
         self.output_names = [v.name for v in graph.outputs]
+        # (node, provider name) for every node, compiled groups included (inspect, logging)
+        self.assignment: list[tuple[Node, str]] = [(st.node, st.provider) for st in steps]
         self._variants: dict[tuple[int, ...], Variant] = {}
         self._lock = threading.Lock()
         self.full = self.variant(tuple(slots[n] for n in self.output_names))

@@ -1,0 +1,1 @@
+"""The command-line tools behind ``onnxlite <command>`` (bench, inspect, ...)."""
