@@ -31,7 +31,7 @@ from .options import (
     SessionOptions,
 )
 from .ortvalue import OrtValue
-from .providers import ALL_PROVIDER_NAMES as _ALL
+from .providers import known_provider_names as _known
 from .providers import available_providers as _available
 from .session import InferenceSession, ModelMetadata, NodeArg
 from .version import __version__
@@ -46,8 +46,8 @@ def get_available_providers() -> list[str]:
 
 
 def get_all_providers() -> list[str]:
-    """Every provider name onnxruntime defines (onnxlite implements those in get_available_providers)."""
-    return list(_ALL)
+    """Every provider name onnxruntime defines, plus installed plugins' (usable ones: get_available_providers)."""
+    return _known()
 
 
 def get_device() -> str:

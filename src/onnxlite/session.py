@@ -23,7 +23,7 @@ from .options import ExecutionMode, RunOptions, SessionOptions
 from .ortvalue import OrtValue
 from .parallel import ParallelExecutor
 from .plan import Plan
-from .providers import ALL_PROVIDER_NAMES, PROVIDER_CLASSES, available_providers
+from .providers import available_providers, known_provider_names, provider_classes
 from .providers.base import ExecutionProvider
 from .providers.cpu.provider import CPUExecutionProvider
 from .threads import blas_limiter
@@ -83,9 +83,10 @@ def _parse_providers(
             )
         if provider_options is not None:
             opts.update(provider_options[i] or {})
-        if name not in ALL_PROVIDER_NAMES:
+        known = known_provider_names()
+        if name not in known:
             raise ValueError(
-                f"Unknown execution provider {name!r}. Known providers: {', '.join(ALL_PROVIDER_NAMES)}"
+                f"Unknown execution provider {name!r}. Known providers: {', '.join(known)}"
             )
         if any(name == n for n, _ in out):
             raise InvalidArgument(f"provider {name!r} is listed twice")
@@ -139,7 +140,7 @@ class InferenceSession:
         instances: list[ExecutionProvider] = []
         cpu: ExecutionProvider | None = None
         for name, opts in requested:
-            cls = PROVIDER_CLASSES.get(name)
+            cls = provider_classes().get(name)
             why = "onnxlite does not implement it" if cls is None else cls.availability()
             if why is not None:
                 warnings.warn(

@@ -60,7 +60,7 @@ def test_toy_provider_claims_its_nodes_and_cpu_takes_the_rest(toy) -> None:  # t
 
 
 def test_default_providers_are_the_available_ones(toy) -> None:  # type: ignore[no-untyped-def]
-    assert ort.get_available_providers() == ["CPUExecutionProvider", TOY]
+    assert ort.get_available_providers() == [TOY, "CPUExecutionProvider"]
     s = ort.InferenceSession(mlp())
     assert s.get_providers()[-1] == "CPUExecutionProvider"
 

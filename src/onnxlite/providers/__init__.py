@@ -31,15 +31,56 @@ ALL_PROVIDER_NAMES = [
     "CPUExecutionProvider",
 ]
 
-# Providers onnxlite implements, best first; the CPU provider is always last.
+# Providers onnxlite implements, by name; third-party ones join from the entry-point group.
 PROVIDER_CLASSES: dict[str, type[ExecutionProvider]] = {
     "CPUExecutionProvider": CPUExecutionProvider,
 }
 
+ENTRY_POINT_GROUP = "onnxlite.execution_providers"
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    """Add the providers that installed packages declare under ``onnxlite.execution_providers``.
+
+    Each entry point names an ExecutionProvider subclass; its ``name`` is the provider's name.
+    A plugin that fails to load is reported with a warning and skipped.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    import warnings
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, ExecutionProvider) and cls.name):
+                raise TypeError(f"{ep.value} is not a named ExecutionProvider subclass")
+        except Exception as e:
+            warnings.warn(
+                f"execution provider plugin {ep.name!r} ({ep.value}) failed to load: {e}", stacklevel=2
+            )
+            continue
+        PROVIDER_CLASSES.setdefault(cls.name, cls)
+
+
+def provider_classes() -> dict[str, type[ExecutionProvider]]:
+    _load_plugins()
+    return PROVIDER_CLASSES
+
+
+def known_provider_names() -> list[str]:
+    """onnxruntime's provider names plus those of installed plugins."""
+    return ALL_PROVIDER_NAMES + [n for n in provider_classes() if n not in ALL_PROVIDER_NAMES]
+
 
 def available_providers() -> list[str]:
-    """Names of the providers usable on this machine, in priority order."""
-    return [n for n, cls in PROVIDER_CLASSES.items() if cls.availability() is None]
+    """Names of the providers usable on this machine, best first, CPUExecutionProvider last."""
+    rank = {n: i for i, n in enumerate(ALL_PROVIDER_NAMES)}
+    names = [n for n, cls in provider_classes().items() if cls.availability() is None]
+    return sorted(names, key=lambda n: (n == "CPUExecutionProvider", rank.get(n, len(rank))))
 
 
 __all__ = [
@@ -48,4 +89,6 @@ __all__ = [
     "CPUExecutionProvider",
     "ExecutionProvider",
     "available_providers",
+    "known_provider_names",
+    "provider_classes",
 ]

@@ -1,0 +1,57 @@
+"""Third-party providers join through the `onnxlite.execution_providers` entry-point group."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+from typing import Any
+
+import numpy as np
+import pytest
+
+import onnxlite as ort
+from onnxlite import providers as providers_mod
+from onnxlite.providers.base import ExecutionProvider
+from onnxlite.providers.registry import KernelRegistry
+from tests.models.builders import mlp, mlp_reference
+
+plugin_kernels = KernelRegistry("AcmeExecutionProvider")
+
+
+@plugin_kernels.kernel("Sigmoid", since=6)
+def acme_sigmoid(x: Any) -> Any:
+    return 1 / (1 + np.exp(-x))
+
+
+class AcmeProvider(ExecutionProvider):
+    """What a plugin package ships: a named provider with its kernels."""
+
+    name = "AcmeExecutionProvider"
+    registry = plugin_kernels
+
+
+@pytest.fixture
+def plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    eps = [
+        EntryPoint("acme", "tests.providers.test_plugins:AcmeProvider", providers_mod.ENTRY_POINT_GROUP),
+        EntryPoint("broken", "tests.providers.test_plugins:NoSuchThing", providers_mod.ENTRY_POINT_GROUP),
+    ]
+
+    def fake_entry_points(group: str) -> list[EntryPoint]:
+        return eps if group == providers_mod.ENTRY_POINT_GROUP else []
+
+    monkeypatch.setattr("importlib.metadata.entry_points", fake_entry_points)
+    monkeypatch.setattr(providers_mod, "_plugins_loaded", False)
+    monkeypatch.setattr(providers_mod, "PROVIDER_CLASSES", dict(providers_mod.PROVIDER_CLASSES))
+
+
+def test_plugin_provider_is_listed_and_used(plugin) -> None:  # type: ignore[no-untyped-def]
+    with pytest.warns(UserWarning, match="broken"):
+        available = ort.get_available_providers()
+    assert available == ["AcmeExecutionProvider", "CPUExecutionProvider"]
+    assert "AcmeExecutionProvider" in ort.get_all_providers()
+    s = ort.InferenceSession(mlp())
+    assert s.get_providers() == ["AcmeExecutionProvider", "CPUExecutionProvider"]
+    where = {st.node.op_type: st.provider for st in s._plan.steps}
+    assert where["Sigmoid"] == "AcmeExecutionProvider" and where["Relu"] == "CPUExecutionProvider"
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_allclose(s.run(["z"], {"x": x})[0], mlp_reference(x)[1], rtol=1e-6)
