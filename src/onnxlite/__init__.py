@@ -31,8 +31,8 @@ from .options import (
     SessionOptions,
 )
 from .ortvalue import OrtValue
-from .providers import known_provider_names as _known
 from .providers import available_providers as _available
+from .providers import known_provider_names as _known
 from .session import InferenceSession, ModelMetadata, NodeArg
 from .version import __version__
 
@@ -46,7 +46,10 @@ def get_available_providers() -> list[str]:
 
 
 def get_all_providers() -> list[str]:
-    """Every provider name onnxruntime defines, plus installed plugins' (usable ones: get_available_providers)."""
+    """Every provider name onnxruntime defines, plus installed plugins' names.
+
+    The ones usable here are get_available_providers().
+    """
     return _known()
 
 
