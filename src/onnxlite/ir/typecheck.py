@@ -40,7 +40,9 @@ def check_node_types(node: Node, opsets: Mapping[str, int], type_of: Callable[[s
         if i >= len(formals) and formal.option != _VARIADIC:
             break
         tp = type_of(name)
-        if tp is None or tp.WhichOneof("value") is None:
+        # Tensors and sequences are checked; maps and optionals are spelled differently by the
+        # schemas ('map(string, int64)') and are left to the kernels.
+        if tp is None or tp.WhichOneof("value") not in ("tensor_type", "sequence_type"):
             continue
         if tp.WhichOneof("value") == "tensor_type" and not tp.tensor_type.elem_type:
             continue
