@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .plan import NONE_SLOT, Plan, Terminated, Variant
+from .plan import NONE_SLOT, Plan, Terminated, Variant, store
 
 
 @dataclass(frozen=True)
@@ -81,12 +81,7 @@ class ParallelExecutor:
                 try:
                     if terminate is not None and terminate.terminate:
                         raise Terminated("Exiting due to terminate flag being set to true.")
-                    res = fn(*[vals[i] for i in ins])
-                    if len(outs) == 1:
-                        vals[outs[0]] = res[0] if type(res) is tuple else res
-                    else:
-                        for o, r in zip(outs, res):
-                            vals[o] = r
+                    store(vals, outs, fn(*[vals[i] for i in ins]))
                 except Exception as e:  # reported by the caller's thread
                     with lock:
                         failure.append((pos, e))

@@ -45,6 +45,15 @@ class Terminated(RuntimeException):
     """The run was cancelled through RunOptions.terminate."""
 
 
+def store(vals: list[Any], outs: tuple[int, ...], res: Any) -> None:
+    """Put a kernel's result in its output slots (one value, or a tuple for several outputs)."""
+    if len(outs) == 1:
+        vals[outs[0]] = res[0] if type(res) is tuple else res
+    else:
+        for o, r in zip(outs, res):
+            vals[o] = r
+
+
 def describe_values(values: Sequence[Any]) -> str:
     parts = []
     for v in values:
@@ -129,28 +138,12 @@ class Plan:
         steps = variant.steps
         pos = 0
         try:
-            if terminate is None:
-                for pos, (fn, ins, outs, free) in enumerate(steps):  # noqa: B007
-                    res = fn(*[vals[i] for i in ins])
-                    if len(outs) == 1:
-                        vals[outs[0]] = res[0] if type(res) is tuple else res
-                    else:
-                        for o, r in zip(outs, res):
-                            vals[o] = r
-                    for f in free:
-                        vals[f] = None
-            else:
-                for pos, (fn, ins, outs, free) in enumerate(steps):  # noqa: B007
-                    if terminate.terminate:
-                        raise Terminated("Exiting due to terminate flag being set to true.")
-                    res = fn(*[vals[i] for i in ins])
-                    if len(outs) == 1:
-                        vals[outs[0]] = res[0] if type(res) is tuple else res
-                    else:
-                        for o, r in zip(outs, res):
-                            vals[o] = r
-                    for f in free:
-                        vals[f] = None
+            for pos, (fn, ins, outs, free) in enumerate(steps):  # noqa: B007
+                if terminate is not None and terminate.terminate:
+                    raise Terminated("Exiting due to terminate flag being set to true.")
+                store(vals, outs, fn(*[vals[i] for i in ins]))
+                for f in free:
+                    vals[f] = None
         except Terminated:
             raise
         except Exception as e:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .plan import Plan, Variant, describe_values  # noqa: F401 - re-exported for tools
+from .plan import Plan, Variant, store
 from .types import elem_name, onnx_type
 
 
@@ -74,11 +74,7 @@ class Profiler:
             except Exception as e:
                 raise plan.step_error(variant, pos, vals, e) from e
             t1 = time.perf_counter_ns()
-            if len(outs) == 1:
-                vals[outs[0]] = res[0] if type(res) is tuple else res
-            else:
-                for o, r in zip(outs, res):
-                    vals[o] = r
+            store(vals, outs, res)
             outputs = [vals[o] for o in outs]
             params = [a for a, n in zip(args_in, step.node.inputs) if n in plan.graph.initializers]
             events.append(
