@@ -50,8 +50,9 @@ class SessionOptions:
     (0: one per core). Fields stored but not acted on: ``execution_order``,
     ``enable_cpu_mem_arena``, ``enable_mem_pattern``, ``enable_mem_reuse`` (intermediates are always
     released after their last use), ``use_deterministic_compute`` (numpy kernels are deterministic),
-    ``log_verbosity_level``, ``graph_optimization_level``/``optimized_model_filepath`` (no graph
-    optimizer yet; the file is written unoptimized) and free-dimension overrides by denotation.
+    ``log_verbosity_level`` and free-dimension overrides by denotation.
+    ``graph_optimization_level`` selects the optimizer's passes (onnxlite.optimizer.LEVELS);
+    ``optimized_model_filepath`` saves the optimized model.
     """
 
     def __init__(self) -> None:

@@ -14,6 +14,13 @@ from onnxlite.providers.base import ExecutionProvider
 from onnxlite.providers.registry import KernelRegistry
 from tests.models.builders import mlp, mlp_reference
 
+def _unoptimized(so: ort.SessionOptions | None = None) -> ort.SessionOptions:
+    """These tests follow the model's own nodes (MatMul, Add, ...): no fusions."""
+    so = so or ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return so
+
+
 X = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
 TOY = "XnnpackExecutionProvider"  # a name onnxruntime knows; the toy stands in for it here
 
@@ -45,7 +52,7 @@ def toy(monkeypatch: pytest.MonkeyPatch) -> type[ExecutionProvider]:
 
 
 def test_toy_provider_claims_its_nodes_and_cpu_takes_the_rest(toy) -> None:  # type: ignore[no-untyped-def]
-    s = ort.InferenceSession(mlp(), providers=[TOY, "CPUExecutionProvider"])
+    s = ort.InferenceSession(mlp(), sess_options=_unoptimized(), providers=[TOY, "CPUExecutionProvider"])
     assert s.get_providers() == [TOY, "CPUExecutionProvider"]
     where = {st.node.op_type: st.provider for st in s._plan.steps}
     assert where == {
@@ -60,7 +67,10 @@ def test_toy_provider_claims_its_nodes_and_cpu_takes_the_rest(toy) -> None:  # t
 
 
 def test_default_providers_are_the_available_ones(toy) -> None:  # type: ignore[no-untyped-def]
-    assert ort.get_available_providers() == [TOY, "CPUExecutionProvider"]
+    available = ort.get_available_providers()
+    assert TOY in available and available[-1] == "CPUExecutionProvider"
+    rank = [ort.get_all_providers().index(p) for p in available]
+    assert rank == sorted(rank)  # onnxruntime's priority order
     s = ort.InferenceSession(mlp())
     assert s.get_providers()[-1] == "CPUExecutionProvider"
 
@@ -69,13 +79,13 @@ def test_disable_cpu_ep_fallback_names_unsupported_nodes(toy) -> None:  # type: 
     so = ort.SessionOptions()
     so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     with pytest.raises(EPFail) as ei:
-        ort.InferenceSession(mlp(), sess_options=so, providers=[TOY])
+        ort.InferenceSession(mlp(), sess_options=_unoptimized(so), providers=[TOY])
     msg = str(ei.value)
     assert "matmul" in msg and "sigmoid" in msg and "relu" not in msg
 
 
 def test_cpu_fallback_without_the_config(toy) -> None:  # type: ignore[no-untyped-def]
-    s = ort.InferenceSession(mlp(), providers=[TOY])
+    s = ort.InferenceSession(mlp(), sess_options=_unoptimized(), providers=[TOY])
     assert s.get_providers() == [TOY, "CPUExecutionProvider"]
     np.testing.assert_allclose(s.run(["z"], {"x": X})[0], mlp_reference(X)[1], rtol=1e-5)
 
@@ -83,7 +93,7 @@ def test_cpu_fallback_without_the_config(toy) -> None:  # type: ignore[no-untype
 def test_provider_failing_at_build_falls_back_to_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(providers_mod.PROVIDER_CLASSES, TOY, BrokenProvider)
     with pytest.warns(UserWarning, match="falling back"):
-        s = ort.InferenceSession(mlp(), providers=[TOY, "CPUExecutionProvider"])
+        s = ort.InferenceSession(mlp(), sess_options=_unoptimized(), providers=[TOY, "CPUExecutionProvider"])
     assert s.get_providers() == ["CPUExecutionProvider"]
     np.testing.assert_allclose(s.run(["y"], {"x": X})[0], mlp_reference(X)[0], rtol=1e-5)
 
@@ -94,7 +104,7 @@ def test_profiler_shows_the_provider_of_each_node(toy, tmp_path) -> None:  # typ
     so = ort.SessionOptions()
     so.enable_profiling = True
     so.profile_file_prefix = str(tmp_path / "p")
-    s = ort.InferenceSession(mlp(), sess_options=so, providers=[TOY, "CPUExecutionProvider"])
+    s = ort.InferenceSession(mlp(), sess_options=_unoptimized(so), providers=[TOY, "CPUExecutionProvider"])
     s.run(None, {"x": X})
     with open(s.end_profiling()) as f:
         events = [e for e in json.load(f) if e["cat"] == "Node"]
@@ -139,7 +149,7 @@ class DeviceProvider(ExecutionProvider):
 
 def test_copies_at_device_boundaries_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(providers_mod.PROVIDER_CLASSES, TOY, DeviceProvider)
-    s = ort.InferenceSession(mlp(), providers=[TOY, "CPUExecutionProvider"])
+    s = ort.InferenceSession(mlp(), sess_options=_unoptimized(), providers=[TOY, "CPUExecutionProvider"])
     ops = [st.node.op_type for st in s._plan.steps]
     # h goes to the device once (shared by Relu and Sigmoid); y and z come back to the host.
     assert ops.count("MemcpyFromHost") == 1
@@ -178,7 +188,7 @@ class CompilingProvider(ExecutionProvider):
 def test_compiled_group_is_one_step(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(providers_mod.PROVIDER_CLASSES, TOY, CompilingProvider)
     CompilingProvider.compiled.clear()
-    s = ort.InferenceSession(mlp(), providers=[TOY, "CPUExecutionProvider"])
+    s = ort.InferenceSession(mlp(), sess_options=_unoptimized(), providers=[TOY, "CPUExecutionProvider"])
     # the group reads h0 and b; h is read outside it (Sigmoid) and y is a graph output
     assert CompilingProvider.compiled == [(["h0", "b"], ["h", "y"])]
     assert [st.provider for st in s._plan.steps].count(TOY) == 1

@@ -41,7 +41,9 @@ def plugin(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("importlib.metadata.entry_points", fake_entry_points)
     monkeypatch.setattr(providers_mod, "_plugins_loaded", False)
-    monkeypatch.setattr(providers_mod, "PROVIDER_CLASSES", dict(providers_mod.PROVIDER_CLASSES))
+    # only the built-in CPU provider besides the plugin, so that the plugin's claims are its own
+    cpu = {"CPUExecutionProvider": providers_mod.PROVIDER_CLASSES["CPUExecutionProvider"]}
+    monkeypatch.setattr(providers_mod, "PROVIDER_CLASSES", cpu)
 
 
 def test_plugin_provider_is_listed_and_used(plugin) -> None:  # type: ignore[no-untyped-def]

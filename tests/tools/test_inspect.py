@@ -11,7 +11,7 @@ from tests.models.builders import mlp
 def test_inspect_prints_inputs_outputs_and_assignment(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "m.onnx"
     onnx.save(mlp(), path)
-    assert main(["inspect", str(path), "--providers", "CPUExecutionProvider"]) == 0
+    assert main(["inspect", str(path), "--providers", "CPUExecutionProvider", "-o", "0"]) == 0
     out = capsys.readouterr().out
     assert "x: tensor(float) ['N', 4]" in out
     assert "y: tensor(float) ['N', 3]" in out

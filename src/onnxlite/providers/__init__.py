@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import ExecutionProvider
 from .cpu.provider import CPUExecutionProvider
+from .dnnl.provider import DnnlExecutionProvider
 
 # Every provider name onnxruntime knows (get_all_providers), in its priority order.
 ALL_PROVIDER_NAMES = [
@@ -33,6 +34,7 @@ ALL_PROVIDER_NAMES = [
 
 # Providers onnxlite implements, by name; third-party ones join from the entry-point group.
 PROVIDER_CLASSES: dict[str, type[ExecutionProvider]] = {
+    "DnnlExecutionProvider": DnnlExecutionProvider,
     "CPUExecutionProvider": CPUExecutionProvider,
 }
 

@@ -1,0 +1,216 @@
+"""Convolution (Conv, com.microsoft FusedConv) on oneDNN, with fused activation and sum."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _lib as L
+from ._prim import MD, Attr, Primitive, create, empty, into, result, source
+
+# ONNX activation name -> (oneDNN eltwise alg, default alpha, default beta)
+ACTIVATIONS: dict[str, tuple[int, float, float]] = {
+    "Relu": (L.ELT_RELU, 0.0, 0.0),
+    "LeakyRelu": (L.ELT_RELU, 0.01, 0.0),
+    "Sigmoid": (L.ELT_LOGISTIC, 0.0, 0.0),
+    "Tanh": (L.ELT_TANH, 0.0, 0.0),
+    "Clip": (L.ELT_CLIP, float("-inf"), float("inf")),
+    "HardSigmoid": (L.ELT_HARDSIGMOID, 0.2, 0.5),
+}
+
+
+def fused_activation(name: str, params: Any) -> tuple[int, float, float] | None:
+    """The post-op of FusedConv's ``activation`` attribute (None: not one oneDNN can fuse)."""
+    if name in ("", "Identity"):
+        return None
+    alg, a, b = ACTIVATIONS[name]
+    p = [float(v) for v in (params or [])]
+    if p:
+        a = p[0]
+    if len(p) > 1:
+        b = p[1]
+    if name == "Clip":
+        # oneDNN's clip takes finite bounds; the float32 range clips nothing.
+        a = max(a, float(np.finfo(np.float32).min))
+        b = min(b, float(np.finfo(np.float32).max))
+    return alg, a, b
+
+
+def conv_geometry(
+    in_spatial: tuple[int, ...],
+    kernel: tuple[int, ...],
+    strides: list[int],
+    dilations: list[int],
+    pads: list[int],
+    auto_pad: str,
+) -> tuple[list[int], list[int], list[int]]:
+    """(output spatial dims, pads begin, pads end) for ONNX Conv/Pool attributes."""
+    n = len(in_spatial)
+    out, pl, pr = [], [], []
+    for i in range(n):
+        dk = (kernel[i] - 1) * dilations[i] + 1
+        size, s = in_spatial[i], strides[i]
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            o = -(-size // s)
+            total = max(0, (o - 1) * s + dk - size)
+            small = total // 2
+            b, e = (small, total - small) if auto_pad == "SAME_UPPER" else (total - small, small)
+        elif auto_pad == "VALID":
+            b = e = 0
+            o = (size - dk) // s + 1
+        else:
+            b, e = pads[i], pads[i + n]
+            o = (size + b + e - dk) // s + 1
+        out.append(o)
+        pl.append(b)
+        pr.append(e)
+    return out, pl, pr
+
+
+@dataclass
+class _ConvEntry:
+    prim: Primitive
+    src_md: MD
+    w_md: MD
+    w_plain: MD
+    b_md: MD | None
+    dst_md: MD
+
+
+class ConvKernel:
+    """One Conv node: a primitive per input layout and weight shape; weights reordered into
+    oneDNN's layout once per weights object (an initializer is the same object every run)."""
+
+    def __init__(
+        self,
+        *,
+        group: int,
+        strides: list[int] | None,
+        dilations: list[int] | None,
+        pads: list[int] | None,
+        auto_pad: str,
+        post: list[tuple[str, Any]],
+        keep_blocked: bool,
+        reorder_weights: bool = True,
+    ) -> None:
+        self.reorder_weights = reorder_weights
+        self.group = int(group)
+        self.strides_attr, self.dilations_attr, self.pads_attr = strides, dilations, pads
+        self.auto_pad = auto_pad
+        self.post = post  # [("sum", None) | ("eltwise", (alg, a, b))] in order
+        self.keep_blocked = keep_blocked
+        self._cache: dict[Any, _ConvEntry] = {}
+        self._packed: dict[Any, tuple[Any, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def _entry(self, xmd: MD, wshape: tuple[int, ...], has_b: bool) -> _ConvEntry:
+        key = (xmd.key, wshape, has_b)
+        e = self._cache.get(key)
+        if e is None:
+            with self._lock:
+                e = self._cache.get(key)
+                if e is None:
+                    e = self._cache[key] = self._build(xmd, wshape, has_b)
+        return e
+
+    def _build(self, xmd: MD, wshape: tuple[int, ...], has_b: bool) -> _ConvEntry:
+        shape = xmd.shape
+        g = self.group
+        if len(wshape) < 3 or len(shape) != len(wshape) or shape[1] != wshape[1] * g:
+            raise ValueError(
+                f"Conv input shape {list(shape)} does not match weights {list(wshape)} with group={g}"
+            )
+        if wshape[0] % g:
+            raise ValueError(f"Conv weights {list(wshape)}: {wshape[0]} outputs, group={g}")
+        nsp = len(wshape) - 2
+        kernel = tuple(int(k) for k in wshape[2:])
+        strides = list(self.strides_attr or [1] * nsp)
+        dilations = list(self.dilations_attr or [1] * nsp)
+        pads = list(self.pads_attr or [0] * (2 * nsp))
+        out, pl, pr = conv_geometry(shape[2:], kernel, strides, dilations, pads, self.auto_pad)
+        if min(out, default=1) < 1:
+            raise ValueError(f"Conv output would be empty for input shape {list(shape)}")
+        o, ig = wshape[:2]
+        w_dims = (g, o // g, ig, *kernel) if g > 1 else tuple(wshape)
+        b_md = MD.plain((o,)) if has_b else None
+        dst_shape = (shape[0], o, *out)
+        attr = Attr()
+        for kind, p in self.post:
+            if kind == "sum":
+                attr.sum(1.0)
+            else:
+                attr.eltwise(*p)
+        src_any = MD.any(shape)
+        w_any = MD.any(w_dims) if self.reorder_weights else MD.plain(w_dims)
+        dst_any = MD.any(dst_shape)
+        prim = create(
+            "convolution_forward_primitive_desc_create",
+            L.FORWARD_INFERENCE,
+            L.CONV_DIRECT,
+            src_any,
+            w_any,
+            b_md,
+            dst_any,
+            L.dims(strides),
+            L.dims([d - 1 for d in dilations]),
+            L.dims(pl),
+            L.dims(pr),
+            attr,
+        )
+        return _ConvEntry(
+            prim,
+            prim.md(L.Q_SRC_MD),
+            prim.md(L.Q_WEIGHTS_MD),
+            MD.plain(w_dims),
+            b_md,
+            prim.md(L.Q_DST_MD),
+        )
+
+    def _empty(self, shape: tuple[int, ...], wshape: tuple[int, ...]) -> np.ndarray:
+        nsp = len(wshape) - 2
+        out, _, _ = conv_geometry(
+            shape[2:],
+            tuple(int(k) for k in wshape[2:]),
+            list(self.strides_attr or [1] * nsp),
+            list(self.dilations_attr or [1] * nsp),
+            list(self.pads_attr or [0] * (2 * nsp)),
+            self.auto_pad,
+        )
+        return np.zeros((shape[0], wshape[0], *out), np.float32)
+
+    def _weights(self, e: _ConvEntry, w: Any) -> np.ndarray:
+        k = e.w_md.key
+        hit = self._packed.get(k)
+        if hit is not None and hit[0] is w:
+            return hit[1]
+        packed = into(e.w_plain, e.w_md, np.ascontiguousarray(w, dtype=np.float32))
+        if packed is w:
+            packed = np.ascontiguousarray(w, dtype=np.float32)
+        self._packed[k] = (w, packed)
+        return packed
+
+    def __call__(self, x: Any, w: Any = None, b: Any = None, z: Any = None) -> Any:
+        if 0 in np.shape(x) and np.ndim(w) == np.ndim(x):
+            return self._empty(np.shape(x), np.shape(w))
+        xmd, xbuf = source(x)
+        e = self._entry(xmd, tuple(np.shape(w)), b is not None)
+        wp = self._weights(e, w)
+        src = into(xmd, e.src_md, xbuf)
+        if z is not None:
+            zmd, zbuf = source(z)
+            if zmd.shape != e.dst_md.shape:
+                raise ValueError(f"FusedConv Z shape {list(zmd.shape)} != {list(e.dst_md.shape)}")
+            dst = into(zmd, e.dst_md, zbuf)
+            if dst is zbuf:  # never write into the caller's Z
+                dst = zbuf.copy()
+        else:
+            dst = empty(e.dst_md)
+        args = [(L.ARG_SRC, e.src_md, src), (L.ARG_WEIGHTS, e.w_md, wp)]
+        if e.b_md is not None:
+            args.append((L.ARG_BIAS, e.b_md, np.ascontiguousarray(b, dtype=np.float32)))
+        args.append((L.ARG_DST, e.dst_md, dst))
+        e.prim.run(args)
+        return result(e.dst_md, dst, self.keep_blocked)

@@ -1,0 +1,230 @@
+"""Integer convolution and matmul on oneDNN (u8/s8 activations, s8 weights, s32 accumulation).
+
+QLinearConv / QLinearMatMul map onto oneDNN 3.x's quantization attributes: src, weights and
+dst scales (weights per output channel or per tensor) and src/dst zero points, so that
+``y = saturate(round((sx*sw*acc(x - zx, w) + sx*sw*b) / sy) + zy)``. ConvInteger and
+MatMulInteger return the s32 accumulator with the src zero point applied. Weight zero points
+must be zero (oneDNN has none for convolution weights); the provider declines other nodes.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from . import _lib as L
+from ._conv import conv_geometry
+from ._prim import MD, Attr, DnnlTensor, create, empty, into, plain_md, to_plain
+
+SC, ZP = L.ARG_ATTR_SCALES, L.ARG_ATTR_ZERO_POINTS
+
+
+def _vec(v: Any, dtype: Any) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(v, dtype=dtype).reshape(-1))
+
+
+def _out(md: MD, buf: np.ndarray) -> np.ndarray:
+    if md.is_plain():
+        return buf.reshape(md.shape)
+    return to_plain(DnnlTensor(buf, md))
+
+
+class _IntKernel:
+    def __init__(self) -> None:
+        self._cache: dict[Any, Any] = {}
+        self._packed: dict[Any, tuple[Any, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def _entry(self, key: Any, build: Any) -> Any:
+        e = self._cache.get(key)
+        if e is None:
+            with self._lock:
+                e = self._cache.get(key)
+                if e is None:
+                    e = self._cache[key] = build()
+        return e
+
+    def _weights(self, plain: MD, md: MD, w: Any) -> np.ndarray:
+        hit = self._packed.get(md.key)
+        if hit is not None and hit[0] is w:
+            return hit[1]
+        packed = into(plain, md, np.ascontiguousarray(w))
+        self._packed[md.key] = (w, packed)
+        return packed
+
+
+def _attr(quant: bool, w_mask: int, src_zp: bool, dst_zp: bool) -> Attr:
+    a = Attr()
+    if quant:
+        a.scales(L.ARG_SRC, 0).scales(L.ARG_WEIGHTS, w_mask).scales(L.ARG_DST, 0)
+    if src_zp:
+        a.zero_points(L.ARG_SRC, 0)
+    if dst_zp:
+        a.zero_points(L.ARG_DST, 0)
+    return a
+
+
+class IntConvKernel(_IntKernel):
+    """QLinearConv (``quant``) or ConvInteger (s32 output)."""
+
+    def __init__(
+        self, quant: bool, *, group: int, strides: Any, dilations: Any, pads: Any, auto_pad: str
+    ) -> None:
+        super().__init__()
+        self.quant = quant
+        self.group = int(group)
+        self.strides, self.dilations, self.pads, self.auto_pad = strides, dilations, pads, auto_pad
+
+    def _build(self, x: np.ndarray, w: np.ndarray, per_oc: bool, ydt: int, has_b: bool) -> Any:
+        g = self.group
+        nsp = w.ndim - 2
+        if x.ndim != w.ndim or x.shape[1] != w.shape[1] * g or w.shape[0] % g:
+            raise ValueError(f"input {list(x.shape)} does not match weights {list(w.shape)}")
+        k = tuple(int(v) for v in w.shape[2:])
+        s = list(self.strides or [1] * nsp)
+        d = list(self.dilations or [1] * nsp)
+        p = list(self.pads or [0] * (2 * nsp))
+        out, pl, pr = conv_geometry(x.shape[2:], k, s, d, p, self.auto_pad)
+        if min(out, default=1) < 1:
+            raise ValueError(f"output would be empty for input shape {list(x.shape)}")
+        o = w.shape[0]
+        w_dims = (g, o // g, w.shape[1], *k) if g > 1 else tuple(w.shape)
+        w_mask = (3 if g > 1 else 1) if per_oc else 0
+        xdt = L.DT_OF[x.dtype]
+        src_any, w_any = MD.any(x.shape, xdt), MD.any(w_dims, L.S8)
+        dst_any = MD.any((x.shape[0], o, *out), ydt)
+        b_md = plain_md((o,)) if has_b else None
+        prim = create(
+            "convolution_forward_primitive_desc_create",
+            L.FORWARD_INFERENCE,
+            L.CONV_DIRECT,
+            src_any,
+            w_any,
+            b_md,
+            dst_any,
+            L.dims(s),
+            L.dims([v - 1 for v in d]),
+            L.dims(pl),
+            L.dims(pr),
+            _attr(self.quant, w_mask, True, self.quant),
+        )
+        return (
+            prim,
+            prim.md(L.Q_SRC_MD),
+            prim.md(L.Q_WEIGHTS_MD),
+            MD.plain(w_dims, L.S8),
+            b_md,
+            prim.md(L.Q_DST_MD),
+        )
+
+    def run(
+        self,
+        x: Any,
+        xs: Any,
+        xzp: Any,
+        w: Any,
+        ws: Any,
+        ys: Any,
+        yzp: Any,
+        b: Any,
+        bias_f32: Any = None,
+    ) -> Any:
+        """``b``: int32 bias in the accumulator's scale; ``bias_f32``: a float bias as is."""
+        x = np.ascontiguousarray(x)
+        ws_v = _vec(ws, np.float32) if self.quant else None
+        per_oc = ws_v is not None and ws_v.size > 1
+        ydt = (
+            L.DT_OF[np.asarray(yzp).dtype]
+            if self.quant and yzp is not None
+            else (L.DT_OF[x.dtype] if self.quant else L.S32)
+        )
+        has_b = b is not None or bias_f32 is not None
+        key = (x.shape, x.dtype, np.shape(w), per_oc, ydt, has_b)
+        prim, smd, wmd, wplain, b_md, dmd = self._entry(
+            key, lambda: self._build(x, np.asarray(w), per_oc, ydt, has_b)
+        )
+        src = into(plain_md(x.shape, L.DT_OF[x.dtype]), smd, x)
+        dst = empty(dmd)
+        args = [
+            (L.ARG_SRC, smd, src),
+            (L.ARG_WEIGHTS, wmd, self._weights(wplain, wmd, w)),
+            (L.ARG_DST, dmd, dst),
+        ]
+        zx = _vec(0 if xzp is None else xzp, np.int32)
+        args.append((ZP | L.ARG_SRC, plain_md((1,), L.S32), zx))
+        if self.quant and ws_v is not None:
+            xs_v = _vec(xs, np.float32)
+            args += [
+                (SC | L.ARG_SRC, plain_md((1,), L.F32), xs_v),
+                (SC | L.ARG_WEIGHTS, plain_md((ws_v.size,), L.F32), ws_v),
+                (SC | L.ARG_DST, plain_md((1,), L.F32), _vec(ys, np.float32)),
+                (ZP | L.ARG_DST, plain_md((1,), L.S32), _vec(0 if yzp is None else yzp, np.int32)),
+            ]
+            if bias_f32 is not None:
+                args.append((L.ARG_BIAS, b_md, _vec(bias_f32, np.float32)))
+            elif has_b:
+                bias = (
+                    np.asarray(b, np.float64) * xs_v.astype(np.float64)[0] * ws_v.astype(np.float64)
+                ).astype(np.float32)
+                args.append((L.ARG_BIAS, b_md, _vec(bias, np.float32)))
+        prim.run(args)
+        return _out(dmd, dst)
+
+
+class IntMatMulKernel(_IntKernel):
+    """QLinearMatMul (``quant``) or MatMulInteger: A (..., M, K) by a 2-D B (K, N)."""
+
+    def __init__(self, quant: bool) -> None:
+        super().__init__()
+        self.quant = quant
+
+    def _build(self, m: int, k: int, n: int, adt: int, per_n: bool, ydt: int) -> Any:
+        amd = plain_md((m, k), adt)
+        prim = create(
+            "matmul_primitive_desc_create",
+            amd,
+            MD.any((k, n), L.S8),
+            None,
+            plain_md((m, n), ydt),
+            _attr(self.quant, 2 if per_n else 0, True, self.quant),
+        )
+        return prim, amd, prim.md(L.Q_WEIGHTS_MD), plain_md((k, n), L.S8), plain_md((m, n), ydt)
+
+    def run(self, a: Any, as_: Any, azp: Any, b: Any, bs: Any, ys: Any, yzp: Any) -> Any:
+        a = np.ascontiguousarray(a)
+        k, n = np.shape(b)
+        if a.ndim < 2 or a.shape[-1] != k:
+            raise ValueError(f"shapes {list(a.shape)} and {[k, n]} do not match")
+        m = int(np.prod(a.shape[:-1]))
+        bs_v = _vec(bs, np.float32) if self.quant else None
+        per_n = bs_v is not None and bs_v.size > 1
+        ydt = (
+            (L.DT_OF[np.asarray(yzp).dtype] if yzp is not None else L.DT_OF[a.dtype])
+            if (self.quant)
+            else L.S32
+        )
+        out_dt = {L.U8: np.uint8, L.S8: np.int8, L.S32: np.int32}[ydt]
+        if m == 0:
+            return np.zeros((*a.shape[:-1], n), out_dt)
+        prim, amd, wmd, wplain, dmd = self._entry(
+            (m, k, n, a.dtype, per_n, ydt),
+            lambda: self._build(m, k, n, L.DT_OF[a.dtype], per_n, ydt),
+        )
+        dst = np.empty((m, n), out_dt)
+        args = [
+            (L.ARG_SRC, amd, a),
+            (L.ARG_WEIGHTS, wmd, self._weights(wplain, wmd, b)),
+            (L.ARG_DST, dmd, dst),
+            (ZP | L.ARG_SRC, plain_md((1,), L.S32), _vec(0 if azp is None else azp, np.int32)),
+        ]
+        if self.quant and bs_v is not None:
+            args += [
+                (SC | L.ARG_SRC, plain_md((1,), L.F32), _vec(as_, np.float32)),
+                (SC | L.ARG_WEIGHTS, plain_md((bs_v.size,), L.F32), bs_v),
+                (SC | L.ARG_DST, plain_md((1,), L.F32), _vec(ys, np.float32)),
+                (ZP | L.ARG_DST, plain_md((1,), L.S32), _vec(0 if yzp is None else yzp, np.int32)),
+            ]
+        prim.run(args)
+        return dst.reshape(*a.shape[:-1], n)

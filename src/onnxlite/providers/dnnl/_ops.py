@@ -1,0 +1,542 @@
+"""oneDNN kernels other than convolution: eltwise, pooling, normalizations, softmax, matmul."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import _lib as L
+from ._conv import conv_geometry
+from ._lib import load
+from ._prim import MD, Attr, DnnlTensor, Primitive, create, empty, into, plain_md, result, source
+
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+class _Cached:
+    """Primitives per input layout key, built under a lock (kernels run on several threads)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+
+    def entry(self, key: Any, build: Callable[[], Any]) -> Any:
+        e = self._cache.get(key)
+        if e is None:
+            with self._lock:
+                e = self._cache.get(key)
+                if e is None:
+                    e = self._cache[key] = build()
+        return e
+
+
+class EltwiseKernel(_Cached):
+    """An elementwise activation in whatever layout its input comes in."""
+
+    def __init__(self, alg: int, alpha: float, beta: float, keep_blocked: bool) -> None:
+        super().__init__()
+        self.alg, self.alpha, self.beta = alg, alpha, beta
+        self.keep_blocked = keep_blocked
+
+    def __call__(self, x: Any, *unused: Any) -> Any:
+        if not isinstance(x, DnnlTensor) and np.ndim(x) == 0:
+            return self(np.reshape(x, (1,))).reshape(())
+        xmd, xbuf = source(x)
+        if 0 in xmd.shape:
+            return np.empty(xmd.shape, np.float32)
+        prim = self.entry(
+            xmd.key,
+            lambda: create(
+                "eltwise_forward_primitive_desc_create",
+                L.FORWARD_INFERENCE,
+                self.alg,
+                xmd.h,
+                xmd.h,
+                self.alpha,
+                self.beta,
+                Attr(),
+            ),
+        )
+        dst = empty(xmd)
+        prim.run([(L.ARG_SRC, xmd, xbuf), (L.ARG_DST, xmd, dst)])
+        return result(xmd, dst, self.keep_blocked)
+
+
+class ClipKernel(EltwiseKernel):
+    """Clip with min/max as inputs (opset 11+): one primitive per bounds seen."""
+
+    def __init__(self, keep_blocked: bool) -> None:
+        super().__init__(L.ELT_CLIP, -F32_MAX, F32_MAX, keep_blocked)
+        self._by_bounds: dict[tuple[float, float], EltwiseKernel] = {}
+
+    def __call__(self, x: Any, *bounds: Any) -> Any:
+        lo = -F32_MAX if len(bounds) < 1 or bounds[0] is None else float(bounds[0])
+        hi = F32_MAX if len(bounds) < 2 or bounds[1] is None else float(bounds[1])
+        lo, hi = max(lo, -F32_MAX), min(hi, F32_MAX)
+        if lo > hi:  # ONNX: every value becomes max
+            return np.full(np.shape(x), hi, np.float32)
+        k = self._by_bounds.get((lo, hi))
+        if k is None:
+            with self._lock:
+                k = self._by_bounds.setdefault((lo, hi), EltwiseKernel(L.ELT_CLIP, lo, hi, self.keep_blocked))
+        return k(x)
+
+
+def identity(x: Any, *unused: Any) -> Any:
+    """A node whose work a fused producer already did (Relu after Conv)."""
+    return x
+
+
+class PoolKernel(_Cached):
+    def __init__(
+        self,
+        alg: int,
+        *,
+        kernel_shape: list[int] | None,
+        strides: list[int] | None,
+        pads: list[int] | None,
+        dilations: list[int] | None,
+        auto_pad: str,
+        ceil_mode: int,
+        keep_blocked: bool,
+    ) -> None:
+        super().__init__()
+        self.alg = alg
+        self.kernel_shape = kernel_shape  # None: global pooling
+        self.strides, self.pads, self.dilations = strides, pads, dilations
+        self.auto_pad, self.ceil_mode = auto_pad, ceil_mode
+        self.keep_blocked = keep_blocked
+
+    def _build(self, xmd: MD) -> tuple[Primitive, MD]:
+        sp = xmd.shape[2:]
+        n = len(sp)
+        if self.kernel_shape is None:
+            k, s, d, pl, pr, out = list(sp), [1] * n, [1] * n, [0] * n, [0] * n, [1] * n
+        else:
+            k = list(self.kernel_shape)
+            s = list(self.strides or [1] * n)
+            d = list(self.dilations or [1] * n)
+            pads = list(self.pads or [0] * (2 * n))
+            out, pl, pr = conv_geometry(sp, tuple(k), s, d, pads, self.auto_pad)
+            if self.ceil_mode and self.auto_pad in ("NOTSET", "VALID"):
+                for i in range(n):
+                    dk = (k[i] - 1) * d[i] + 1
+                    o = -(-(sp[i] + pl[i] + pr[i] - dk) // s[i]) + 1
+                    if (o - 1) * s[i] >= sp[i] + pl[i]:
+                        o -= 1  # the last window must start inside the input or its left pad
+                    out[i] = o
+                    pr[i] = max(pr[i], (o - 1) * s[i] + dk - sp[i] - pl[i])
+        if min(out, default=1) < 1:
+            raise ValueError(f"pooling output would be empty for input shape {list(xmd.shape)}")
+        dst_any = MD.any((xmd.shape[0], xmd.shape[1], *out))
+        prim = create(
+            "pooling_forward_primitive_desc_create",
+            L.FORWARD_INFERENCE,
+            self.alg,
+            xmd.h,
+            dst_any.h,
+            L.dims(s),
+            L.dims(k),
+            L.dims([v - 1 for v in d]),
+            L.dims(pl),
+            L.dims(pr),
+            Attr(),
+        )
+        return prim, prim.md(L.Q_DST_MD)
+
+    def __call__(self, x: Any) -> Any:
+        if np.shape(x)[0] == 0:  # an empty batch: the output shape of a batch of one
+            one = source(np.zeros((1, *np.shape(x)[1:]), np.float32))[0]
+            _, dmd = self.entry(one.key, lambda: self._build(one))
+            return np.zeros((0, *dmd.shape[1:]), np.float32)
+        xmd, xbuf = source(x)
+        prim, dmd = self.entry(xmd.key, lambda: self._build(xmd))
+        dst = empty(dmd)
+        prim.run([(L.ARG_SRC, xmd, xbuf), (L.ARG_DST, dmd, dst)])
+        return result(dmd, dst, self.keep_blocked)
+
+
+class BatchNormKernel(_Cached):
+    """Inference batch normalization (running statistics), any input layout."""
+
+    def __init__(self, epsilon: float, keep_blocked: bool, relu: bool = False) -> None:
+        super().__init__()
+        self.epsilon = float(epsilon)
+        self.keep_blocked = keep_blocked
+        self.flags = L.USE_GLOBAL_STATS | L.USE_SCALE | L.USE_SHIFT | (L.FUSE_NORM_RELU * relu)
+
+    def __call__(self, x: Any, scale: Any, bias: Any, mean: Any, var: Any) -> Any:
+        if 0 in np.shape(x):
+            return np.zeros(np.shape(x), np.float32)
+        xmd, xbuf = source(x)
+        c = xmd.shape[1]
+        prim = self.entry(
+            xmd.key,
+            lambda: create(
+                "batch_normalization_forward_primitive_desc_create",
+                L.FORWARD_INFERENCE,
+                xmd.h,
+                xmd.h,
+                self.epsilon,
+                self.flags,
+                Attr(),
+            ),
+        )
+        cmd = plain_md((c,))
+        dst = empty(xmd)
+        args = [(L.ARG_SRC, xmd, xbuf), (L.ARG_DST, xmd, dst)]
+        for arg, v in ((L.ARG_SCALE, scale), (L.ARG_SHIFT, bias), (L.ARG_MEAN, mean), (L.ARG_VARIANCE, var)):
+            args.append((arg, cmd, np.ascontiguousarray(v, np.float32).reshape(c)))
+        prim.run(args)
+        return result(xmd, dst, self.keep_blocked)
+
+
+def _plain(x: Any) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(x), dtype=np.float32)
+
+
+class SoftmaxKernel(_Cached):
+    """Softmax / LogSoftmax; opset < 13 coerces the input to 2-D at ``axis``."""
+
+    def __init__(self, alg: int, axis: int, coerce_2d: bool) -> None:
+        super().__init__()
+        self.alg, self.axis, self.coerce_2d = alg, axis, coerce_2d
+
+    def __call__(self, x: Any) -> Any:
+        x = _plain(x)
+        shape = x.shape
+        ax = self.axis + x.ndim if self.axis < 0 else self.axis
+        if self.coerce_2d:
+            x2 = x.reshape(int(np.prod(shape[:ax])), int(np.prod(shape[ax:])))
+            ax = 1
+        else:
+            x2 = x
+        if x2.size == 0:
+            return np.empty(shape, np.float32)
+        md = plain_md(x2.shape)
+        prim = self.entry(
+            md.key,
+            lambda: create(
+                "softmax_forward_primitive_desc_create",
+                L.FORWARD_INFERENCE,
+                self.alg,
+                md.h,
+                md.h,
+                ax,
+                Attr(),
+            ),
+        )
+        dst = np.empty(x2.shape, np.float32)
+        prim.run([(L.ARG_SRC, md, x2), (L.ARG_DST, md, dst)])
+        return dst.reshape(shape)
+
+
+class LayerNormKernel(_Cached):
+    """LayerNormalization over the trailing dims from ``axis`` (flattened to one)."""
+
+    def __init__(self, axis: int, epsilon: float) -> None:
+        super().__init__()
+        self.axis, self.epsilon = axis, float(epsilon)
+
+    def __call__(self, x: Any, scale: Any, bias: Any = None) -> Any:
+        x = _plain(x)
+        shape = x.shape
+        ax = self.axis + x.ndim if self.axis < 0 else self.axis
+        rows, cols = int(np.prod(shape[:ax])), int(np.prod(shape[ax:]))
+        if rows * cols == 0:
+            return np.empty(shape, np.float32)
+        s = np.broadcast_to(np.asarray(scale, np.float32), shape[ax:]).reshape(cols)
+        s = np.ascontiguousarray(s)
+        flags = L.USE_SCALE
+        if bias is not None:
+            b = np.ascontiguousarray(np.broadcast_to(np.asarray(bias, np.float32), shape[ax:]).reshape(cols))
+            flags |= L.USE_SHIFT
+        md = plain_md((rows, cols))
+        prim = self.entry(
+            (md.key, flags),
+            lambda: create(
+                "layer_normalization_forward_primitive_desc_create",
+                L.FORWARD_INFERENCE,
+                md.h,
+                md.h,
+                None,
+                self.epsilon,
+                flags,
+                Attr(),
+            ),
+        )
+        dst = np.empty((rows, cols), np.float32)
+        cmd = plain_md((cols,))
+        args = [(L.ARG_SRC, md, x.reshape(rows, cols)), (L.ARG_DST, md, dst), (L.ARG_SCALE, cmd, s)]
+        if bias is not None:
+            args.append((L.ARG_SHIFT, cmd, b))
+        prim.run(args)
+        return dst.reshape(shape)
+
+
+class MatMulKernel(_Cached):
+    """MatMul / Gemm through oneDNN's matmul primitive.
+
+    With 2-D weights (``packed=True``) the left operand is flattened to 2-D. Weights that are an
+    initializer (``reorder_weights``: the same object every run) are reordered once into the
+    layout oneDNN prefers, with Gemm's transB and alpha folded in; weights computed at run time
+    are read in place (transB through strides). Otherwise both operands are runtime tensors with
+    numpy batch broadcasting. ``trans_a`` transposes the left operand through its strides.
+    """
+
+    def __init__(
+        self,
+        packed: bool,
+        *,
+        reorder_weights: bool = True,
+        trans_a: bool = False,
+        trans_b: bool = False,
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        post: tuple[int, float, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.packed = packed
+        self.reorder_weights = reorder_weights
+        self.trans_a, self.trans_b = trans_a, trans_b
+        self.alpha, self.beta = alpha, beta
+        self.post = post
+        self._state: Any = None
+
+    def _attr(self) -> Any:
+        a = Attr()
+        if self.post is not None:
+            a.eltwise(*self.post)
+        return a
+
+    def _bind(self, b: Any, c: Any) -> Any:
+        """Weights (buffer, plain md) and bias for these B and C objects; cached per object."""
+        st = self._state
+        if st is not None and st[0] is b and st[1] is c:
+            return st
+        w = np.asarray(b, np.float32)
+        if self.alpha != 1.0:
+            w = w * np.float32(self.alpha)
+        if self.trans_b and not self.reorder_weights:
+            w = np.ascontiguousarray(w)
+            n, k = w.shape
+            w_md = MD.plain((k, n), strides=(1, k))
+        else:
+            w = np.ascontiguousarray(w.T if self.trans_b else w)
+            w_md = plain_md(w.shape)
+        bias = None
+        if c is not None and self.beta != 0.0:
+            cc = np.asarray(c, np.float32) * np.float32(self.beta)
+            bias = np.ascontiguousarray(cc.reshape((1,) * (2 - cc.ndim) + cc.shape))
+        st = self._state = (b, c, w, w_md, bias, {})  # {weights layout key: packed weights}
+        return st
+
+    def _build_const(self, a_shape: tuple[int, ...], w_md: MD, bshape: Any) -> Any:
+        k, n = w_md.shape
+        m = a_shape[1] if self.trans_a else int(np.prod(a_shape[:-1]))
+        amd = MD.plain((m, k), strides=(1, m)) if self.trans_a else plain_md((m, k))
+        b_md = plain_md(bshape) if bshape is not None else None
+        dst_md = plain_md((m, n))
+        wq = MD.any((k, n)) if self.reorder_weights else w_md
+        prim = create("matmul_primitive_desc_create", amd, wq, b_md, dst_md, self._attr())
+        return amd, prim, prim.md(L.Q_WEIGHTS_MD), b_md, dst_md, m
+
+    def _const(self, a: np.ndarray, b: Any, c: Any) -> np.ndarray:
+        _, _, w, w_src, bias, packed = self._bind(b, c)
+        k, n = w_src.shape
+        if a.shape[0 if self.trans_a else -1] != k or a.ndim < (2 if self.trans_a else 1):
+            raise ValueError(f"MatMul/Gemm shapes {list(a.shape)} and {[k, n]} do not match")
+        if a.size == 0:
+            m = a.shape[1] if self.trans_a else int(np.prod(a.shape[:-1]))
+            out = np.zeros((m, n), np.float32) + (0 if bias is None else bias)
+            return out if self.trans_a else out.reshape(*a.shape[:-1], n)
+        bshape = None if bias is None else bias.shape
+        amd, prim, w_md, b_md, dst_md, m = self.entry(
+            (a.shape, w_src.key, bshape), lambda: self._build_const(a.shape, w_src, bshape)
+        )
+        wp = packed.get(w_md.key)
+        if wp is None:
+            wp = packed[w_md.key] = into(w_src, w_md, w)
+        dst = np.empty((m, n), np.float32)
+        args = [(L.ARG_SRC, amd, a), (L.ARG_WEIGHTS, w_md, wp), (L.ARG_DST, dst_md, dst)]
+        if b_md is not None:
+            args.append((L.ARG_BIAS, b_md, bias))
+        prim.run(args)
+        return dst if self.trans_a else dst.reshape(*a.shape[:-1], n)
+
+    def __call__(self, a: Any, b: Any, c: Any = None) -> Any:
+        a = _plain(a)
+        if self.packed and np.ndim(b) == 2 and (self.trans_a or a.ndim >= 1):
+            return self._const(a, b, c)
+        bb = _plain(b)
+        nd = max(a.ndim, bb.ndim)
+        a2 = a.reshape((1,) * (nd - a.ndim) + a.shape)
+        b2 = bb.reshape((1,) * (nd - bb.ndim) + bb.shape)
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        out_shape = (*batch, a2.shape[-2], b2.shape[-1])
+        if a2.shape[-1] != b2.shape[-2]:
+            raise ValueError(f"MatMul shapes {list(a.shape)} and {list(bb.shape)} do not match")
+        if 0 in out_shape or a2.shape[-1] == 0:
+            return np.matmul(a, bb)
+
+        def build_rt() -> Any:
+            amd, bmd, dmd = plain_md(a2.shape), plain_md(b2.shape), plain_md(out_shape)
+            prim = create("matmul_primitive_desc_create", amd.h, bmd.h, None, dmd.h, self._attr())
+            return prim, amd, bmd, dmd
+
+        prim, amd, bmd, dmd = self.entry((a2.shape, b2.shape), build_rt)
+        dst = np.empty(out_shape, np.float32)
+        prim.run([(L.ARG_SRC, amd, a2), (L.ARG_WEIGHTS, bmd, b2), (L.ARG_DST, dmd, dst)])
+        return dst
+
+
+class LRNKernel(_Cached):
+    """LRN across channels (odd sizes: a centred window, as ONNX's)."""
+
+    def __init__(self, size: int, alpha: float, beta: float, bias: float, keep: bool) -> None:
+        super().__init__()
+        self.size, self.alpha, self.beta, self.bias = int(size), alpha, beta, bias
+        self.keep_blocked = keep
+
+    def __call__(self, x: Any) -> Any:
+        xmd, xbuf = source(x)
+        prim = self.entry(
+            xmd.key,
+            lambda: create(
+                "lrn_forward_primitive_desc_create",
+                L.FORWARD_INFERENCE,
+                L.LRN_ACROSS_CHANNELS,
+                xmd.h,
+                xmd.h,
+                self.size,
+                self.alpha,
+                self.beta,
+                self.bias,
+                Attr(),
+            ),
+        )
+        dst = empty(xmd)
+        prim.run([(L.ARG_SRC, xmd, xbuf), (L.ARG_DST, xmd, dst)])
+        return result(xmd, dst, self.keep_blocked)
+
+
+class BinaryKernel(_Cached):
+    """Add / Sub / Mul / Div (and Sum, pairwise) in the layout of the full-shape operand.
+
+    The other operand may broadcast to it (a per-channel scale, say); it is then read as a plain
+    tensor. Shapes that broadcast both ways are computed by numpy on plain arrays.
+    """
+
+    NUMPY = {
+        L.BINARY_ADD: np.add,
+        L.BINARY_MUL: np.multiply,
+        L.BINARY_SUB: np.subtract,
+        L.BINARY_DIV: np.divide,
+    }
+    COMMUTATIVE = (L.BINARY_ADD, L.BINARY_MUL)
+
+    def __init__(self, alg: int, keep_blocked: bool, post: tuple[int, float, float] | None = None) -> None:
+        super().__init__()
+        self.alg = alg
+        self.keep_blocked = keep_blocked
+        self.post = post
+
+    def _numpy(self, a: Any, b: Any, post: Any) -> Any:
+        y = self.NUMPY[self.alg](np.asarray(a), np.asarray(b))
+        if post is None:
+            return y
+        alg, alpha, beta = post
+        return EltwiseKernel(alg, alpha, beta, False)(y)
+
+    def _binary(self, a: Any, b: Any, last: bool) -> Any:
+        post = self.post if last else None
+        sa, sb = tuple(np.shape(a)), tuple(np.shape(b))
+        swap = sa != sb and self.alg in self.COMMUTATIVE and len(sb) >= len(sa)
+        if swap and np.broadcast_shapes(sa, sb) == sb:
+            a, b, sa, sb = b, a, sb, sa
+        if not sa or 0 in sa or len(sb) > len(sa) or np.broadcast_shapes(sa, sb) != sa:
+            return self._numpy(a, b, post)
+        amd, abuf = source(a)
+        if sa == sb:
+            bmd, bbuf = source(b)
+            bbuf = into(bmd, amd, bbuf)
+            bmd = amd
+        else:
+            bb = np.ascontiguousarray(np.asarray(b), dtype=np.float32)
+            bb = bb.reshape((1,) * (len(sa) - len(sb)) + sb)
+            bmd, bbuf = plain_md(bb.shape), bb
+
+        def build() -> Primitive | None:
+            attr = Attr()
+            if post is not None:
+                attr.eltwise(*post)
+            p = create("binary_primitive_desc_create", self.alg, amd, bmd, amd, attr)
+            # oneDNN's reference kernel (some broadcasts over blocked layouts) is far slower
+            # than numpy on plain arrays.
+            return None if p.impl.startswith("ref") else p
+
+        prim = self.entry((amd.key, bmd.key, last), build)
+        if prim is None:
+            return self._numpy(a, b, post)
+        dst = empty(amd)
+        prim.run([(L.ARG_SRC, amd, abuf), (L.ARG_SRC_1, bmd, bbuf), (L.ARG_DST, amd, dst)])
+        return result(amd, dst, self.keep_blocked or not last)
+
+    def __call__(self, *xs: Any) -> Any:
+        acc = xs[0]
+        for i, x in enumerate(xs[1:]):
+            acc = self._binary(acc, x, i == len(xs) - 2)
+        return acc
+
+
+class ConcatKernel(_Cached):
+    """Concat along ``axis`` with every input in its own layout; oneDNN picks the output's."""
+
+    def __init__(self, axis: int, keep_blocked: bool) -> None:
+        super().__init__()
+        self.axis = axis
+        self.keep_blocked = keep_blocked
+
+    def _build(self, mds: list[MD], axis: int) -> tuple[Primitive, MD]:
+        shape = list(mds[0].shape)
+        shape[axis] = sum(m.shape[axis] for m in mds)
+        dst_any = MD.any(tuple(shape))
+        arr = (ctypes.c_void_p * len(mds))(*[m.h.value for m in mds])
+        lib = load()
+        pd = ctypes.c_void_p()
+        attr = Attr()
+        lib.check(
+            lib.concat_primitive_desc_create(
+                ctypes.byref(pd), lib.engine, dst_any.h, len(mds), axis, arr, attr.finish()
+            ),
+            "concat_primitive_desc_create",
+        )
+        prim = Primitive(pd, "concat")
+        return prim, prim.md(L.Q_DST_MD)
+
+    def __call__(self, *xs: Any) -> Any:
+        srcs = [source(x) for x in xs]
+        mds = [m for m, _ in srcs]
+        nd = len(mds[0].shape)
+        axis = self.axis + nd if self.axis < 0 else self.axis
+        keep = [i for i, m in enumerate(mds) if m.shape[axis] > 0]
+        if (
+            nd == 0
+            or any(len(m.shape) != nd for m in mds)
+            or any(0 in m.shape[:axis] + m.shape[axis + 1 :] for m in mds)
+            or any(m.dt != L.F32 for m in mds)
+            or not keep
+        ):
+            return np.concatenate([np.asarray(x) for x in xs], axis=axis)
+        mds = [mds[i] for i in keep]
+        bufs = [srcs[i][1] for i in keep]
+        prim, dmd = self.entry((tuple(m.key for m in mds), axis), lambda: self._build(mds, axis))
+        dst = empty(dmd)
+        args = [(L.ARG_MULTIPLE_SRC + i, m, b) for i, (m, b) in enumerate(zip(mds, bufs))]
+        args.append((L.ARG_DST, dmd, dst))
+        prim.run(args)
+        return result(dmd, dst, self.keep_blocked)

@@ -1,0 +1,393 @@
+"""Thin objects over oneDNN handles: memory descriptors, primitives, blocked tensors, reorders.
+
+A :class:`Primitive` is created once (per node and input-shape signature) and executed many
+times; every execution creates its memory objects over the caller's numpy buffers, so one
+primitive may run on several threads at once (the scratchpad is user-managed, one per call).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import threading
+from ctypes import byref, c_int, c_int32, c_int64, c_void_p
+from typing import Any
+
+import numpy as np
+
+from . import _lib as L
+from ._lib import DnnlError, load
+
+NP_OF = {L.F32: np.float32, L.S32: np.int32, L.S8: np.int8, L.U8: np.uint8}
+
+
+class MD:
+    """A memory descriptor; ``key`` identifies its layout (hashable), ``shape`` its dims."""
+
+    __slots__ = ("_is_plain", "_owner", "dt", "h", "key", "shape")
+
+    def __init__(self, h: c_void_p, owner: Any = None) -> None:
+        self.h = h
+        self._owner = owner  # keeps a primitive descriptor alive for a queried md
+        self.shape, self.dt, self.key = _describe(h)
+        self._is_plain = self.key == plain_key(self.shape, self.dt)
+
+    @classmethod
+    def plain(cls, shape: tuple[int, ...], dt: int = L.F32, strides: Any = None) -> MD:
+        lib = load()
+        if strides is None:
+            strides = _contiguous(shape)
+        h = c_void_p()
+        lib.check(
+            lib.memory_desc_create_with_strides(byref(h), len(shape), L.dims(shape), dt, L.dims(strides)),
+            "memory_desc_create_with_strides",
+        )
+        return cls(h)
+
+    @classmethod
+    def any(cls, shape: tuple[int, ...], dt: int = L.F32) -> MD:
+        lib = load()
+        h = c_void_p()
+        lib.check(
+            lib.memory_desc_create_with_tag(byref(h), len(shape), L.dims(shape), dt, L.TAG_ANY),
+            "memory_desc_create_with_tag",
+        )
+        return cls(h)
+
+    @property
+    def nbytes(self) -> int:
+        return int(load().memory_desc_get_size(self.h))
+
+    def is_plain(self) -> bool:
+        return self._is_plain
+
+    def __del__(self) -> None:
+        if self._owner is None and self.h:
+            with contextlib.suppress(Exception):  # interpreter shutdown
+                load().memory_desc_destroy(self.h)
+
+
+def _contiguous(shape: tuple[int, ...]) -> list[int]:
+    strides = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        strides[i] = strides[i + 1] * max(int(shape[i + 1]), 1)
+    return strides
+
+
+_ITEMSIZE = {L.F32: 4, L.S32: 4, L.S8: 1, L.U8: 1}
+
+
+def plain_key(shape: tuple[int, ...], dt: int) -> tuple[Any, ...]:
+    size = int(np.prod(shape, dtype=np.int64)) * _ITEMSIZE.get(dt, 0)
+    return (tuple(int(s) for s in shape), dt, 2, tuple(_contiguous(shape)), (), size)
+
+
+def _describe(h: c_void_p) -> tuple[tuple[int, ...], int, tuple[Any, ...]]:
+    lib = load()
+    q = lib.memory_desc_query
+    nd = c_int(0)
+    q(h, L.Q_NDIMS, byref(nd))
+    n = nd.value
+    dt = c_int(0)
+    q(h, L.Q_DATA_TYPE, byref(dt))
+    kind = c_int(0)
+    q(h, L.Q_FORMAT_KIND, byref(kind))
+    dptr = ctypes.POINTER(c_int64)()
+    q(h, L.Q_DIMS, byref(dptr))
+    shape = tuple(int(dptr[i]) for i in range(n)) if dptr else ()
+    strides: tuple[int, ...] = ()
+    blocks: tuple[Any, ...] = ()
+    if kind.value == 2:  # dnnl_blocked
+        sptr = ctypes.POINTER(c_int64)()
+        q(h, L.Q_STRIDES, byref(sptr))
+        strides = tuple(int(sptr[i]) for i in range(n)) if sptr else ()
+        nb = c_int32(0)
+        q(h, L.Q_INNER_NBLKS, byref(nb))
+        if nb.value:
+            bptr = ctypes.POINTER(c_int64)()
+            iptr = ctypes.POINTER(c_int64)()
+            q(h, L.Q_INNER_BLKS, byref(bptr))
+            q(h, L.Q_INNER_IDXS, byref(iptr))
+            blocks = tuple((int(bptr[i]), int(iptr[i])) for i in range(nb.value))
+        padded = ctypes.POINTER(c_int64)()
+        q(h, L.Q_PADDED_DIMS, byref(padded))
+        if padded and blocks:
+            blocks += (tuple(int(padded[i]) for i in range(n)),)
+    # The size tells apart layouts with extra data (int8 weights' compensation) from plain ones.
+    size = int(lib.memory_desc_get_size(h))
+    key: tuple[Any, ...] = (shape, dt.value, kind.value, strides, blocks, size)
+    if kind.value != 2:
+        key += (id(h),)  # opaque layouts: no sharing across descriptors
+    return shape, dt.value, key
+
+
+def query_md(pd: c_void_p, what: int, index: int = 0, owner: Any = None) -> MD | None:
+    lib = load()
+    h = lib.primitive_desc_query_md(pd, what, index)
+    if not h:
+        return None
+    c = c_void_p()
+    lib.check(lib.memory_desc_clone(byref(c), h), "memory_desc_clone")
+    return MD(c)
+
+
+class Attr:
+    """Primitive attributes: user scratchpad, post-ops, scales and zero-point masks."""
+
+    def __init__(self) -> None:
+        lib = load()
+        self.h = c_void_p()
+        lib.check(lib.primitive_attr_create(byref(self.h)), "primitive_attr_create")
+        lib.check(lib.primitive_attr_set_scratchpad_mode(self.h, L.SCRATCHPAD_USER), "attr")
+        self.po = c_void_p()
+        self._mds: list[MD] = []
+
+    def _post_ops(self) -> c_void_p:
+        if not self.po:
+            load().check(load().post_ops_create(byref(self.po)), "post_ops_create")
+        return self.po
+
+    def eltwise(self, alg: int, alpha: float = 0.0, beta: float = 0.0) -> Attr:
+        load().check(load().post_ops_append_eltwise(self._post_ops(), alg, alpha, beta), "eltwise")
+        return self
+
+    def sum(self, scale: float = 1.0) -> Attr:
+        load().check(load().post_ops_append_sum(self._post_ops(), scale, 0, 0), "post-op sum")
+        return self
+
+    def binary(self, alg: int, md: MD) -> Attr:
+        self._mds.append(md)
+        load().check(load().post_ops_append_binary(self._post_ops(), alg, md.h), "binary")
+        return self
+
+    def scales(self, arg: int, mask: int) -> Attr:
+        load().check(load().primitive_attr_set_scales_mask(self.h, arg, mask), "scales")
+        return self
+
+    def zero_points(self, arg: int, mask: int) -> Attr:
+        load().check(load().primitive_attr_set_zero_points_mask(self.h, arg, mask), "zp")
+        return self
+
+    def finish(self) -> c_void_p:
+        if self.po:
+            load().check(load().primitive_attr_set_post_ops(self.h, self.po), "set_post_ops")
+        return self.h
+
+    def __del__(self) -> None:
+        try:
+            lib = load()
+            if self.po:
+                lib.post_ops_destroy(self.po)
+            lib.primitive_attr_destroy(self.h)
+        except Exception:  # interpreter shutdown
+            pass
+
+
+class Primitive:
+    """A created primitive with its descriptor; ``run`` executes it over numpy buffers."""
+
+    def __init__(self, pd: c_void_p, what: str) -> None:
+        lib = load()
+        self.what = what
+        self.pd: c_void_p | None = pd
+        self.h = c_void_p()
+        try:
+            lib.check(lib.primitive_create(byref(self.h), pd), f"{what} primitive_create")
+        except DnnlError:
+            lib.primitive_desc_destroy(pd)
+            self.pd = None
+            raise
+        sp = lib.primitive_desc_query_md(pd, L.Q_SCRATCHPAD_MD, 0)
+        self.scratch_md = query_md(pd, L.Q_SCRATCHPAD_MD) if sp else None
+        self.scratch = self.scratch_md.nbytes if self.scratch_md is not None else 0
+
+    @property
+    def impl(self) -> str:
+        """The implementation oneDNN chose (as ONEDNN_VERBOSE names it), for diagnostics."""
+        s = ctypes.c_char_p()
+        load().primitive_desc_query(self.pd, L.Q_IMPL_INFO, 0, byref(s))
+        return (s.value or b"").decode()
+
+    def md(self, what: int, index: int = 0) -> MD:
+        m = query_md(self.pd, what, index) if self.pd is not None else None
+        if m is None:
+            raise DnnlError(f"primitive has no memory descriptor for query {what}")
+        return m
+
+    def run(self, args: list[tuple[int, MD, Any]]) -> None:
+        lib = load()
+        n = len(args) + (1 if self.scratch else 0)
+        ea = (L.ExecArg * n)()
+        mems = []
+        keep = []
+        try:
+            for i, (arg, md, buf) in enumerate(args):
+                m = c_void_p()
+                lib.check(
+                    lib.memory_create(byref(m), md.h, lib.engine, c_void_p(buf.ctypes.data)),
+                    "memory_create",
+                )
+                mems.append(m)
+                ea[i].arg = arg
+                ea[i].memory = m
+            if self.scratch_md is not None and self.scratch:
+                sbuf = np.empty(self.scratch, np.uint8)
+                keep.append(sbuf)
+                m = c_void_p()
+                lib.check(
+                    lib.memory_create(byref(m), self.scratch_md.h, lib.engine, c_void_p(sbuf.ctypes.data)),
+                    "memory_create",
+                )
+                mems.append(m)
+                ea[n - 1].arg = L.ARG_SCRATCHPAD
+                ea[n - 1].memory = m
+            lib.check(lib.primitive_execute(self.h, lib.stream(), n, ea), "primitive_execute")
+        finally:
+            for m in mems:
+                lib.memory_destroy(m)
+
+    def __del__(self) -> None:
+        try:
+            lib = load()
+            if self.h:
+                lib.primitive_destroy(self.h)
+            if self.pd:
+                lib.primitive_desc_destroy(self.pd)
+        except Exception:  # interpreter shutdown
+            pass
+
+
+def create(fn_name: str, *args: Any) -> Primitive:
+    """Create ``dnnl_<fn_name>`` primitive descriptor (engine first) and its primitive."""
+    lib = load()
+    pd = c_void_p()
+    fn = getattr(lib, fn_name)
+    # Attr and MD objects stay referenced (in ``args``) until the descriptor exists.
+    cargs = [a.finish() if isinstance(a, Attr) else a.h if isinstance(a, MD) else a for a in args]
+    lib.check(fn(byref(pd), lib.engine, *cargs), fn_name)
+    return Primitive(pd, fn_name)
+
+
+class DnnlTensor:
+    """An activation kept in a oneDNN layout between two oneDNN nodes.
+
+    It behaves as an array where the rest of onnxlite looks (``shape``, ``dtype``, ``ndim``,
+    ``__array__`` reorders to a plain numpy array), so a value that escapes is still right.
+    """
+
+    __slots__ = ("buf", "md")
+
+    def __init__(self, buf: np.ndarray, md: MD) -> None:
+        self.buf = buf
+        self.md = md
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.md.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return np.dtype(NP_OF[self.md.dt])
+
+    @property
+    def ndim(self) -> int:
+        return len(self.md.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.md.shape))
+
+    def numpy(self) -> np.ndarray:
+        return to_plain(self)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = to_plain(self)
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"DnnlTensor(shape={self.shape}, dtype={self.dtype})"
+
+
+# Reorders by the two layouts' keys; a key does not capture every detail of a layout (int8
+# weights' compensation kind), so each entry is confirmed with dnnl_memory_desc_equal.
+_reorders: dict[tuple[Any, Any], list[tuple[MD, MD, Primitive]]] = {}
+_reorder_lock = threading.Lock()
+
+
+def _find(entries: list[tuple[MD, MD, Primitive]], src_md: MD, dst_md: MD) -> Primitive | None:
+    eq = load().memory_desc_equal
+    for s, d, p in entries:
+        if (s is src_md or eq(s.h, src_md.h)) and (d is dst_md or eq(d.h, dst_md.h)):
+            return p
+    return None
+
+
+def reorder(src_md: MD, src: np.ndarray, dst_md: MD, dst: np.ndarray) -> None:
+    k = (src_md.key, dst_md.key)
+    p = _find(_reorders.get(k, []), src_md, dst_md)
+    if p is None:
+        with _reorder_lock:
+            entries = _reorders.setdefault(k, [])
+            p = _find(entries, src_md, dst_md)
+            if p is None:
+                lib = load()
+                pd = c_void_p()
+                attr = Attr()
+                lib.check(
+                    lib.reorder_primitive_desc_create(
+                        byref(pd), src_md.h, lib.engine, dst_md.h, lib.engine, attr.finish()
+                    ),
+                    "reorder_primitive_desc_create",
+                )
+                p = Primitive(pd, "reorder")
+                entries.append((src_md, dst_md, p))
+    p.run([(L.ARG_SRC, src_md, src), (L.ARG_DST, dst_md, dst)])
+
+
+_plain_mds: dict[tuple[Any, ...], MD] = {}
+
+
+def plain_md(shape: tuple[int, ...], dt: int = L.F32) -> MD:
+    k = (shape, dt)
+    m = _plain_mds.get(k)
+    if m is None:
+        m = _plain_mds[k] = MD.plain(shape, dt)
+    return m
+
+
+def to_plain(t: DnnlTensor) -> np.ndarray:
+    out = np.empty(t.shape, NP_OF[t.md.dt])
+    if out.size:
+        reorder(t.md, t.buf, plain_md(t.shape, t.md.dt), out)
+    return out
+
+
+def source(x: Any) -> tuple[MD, Any]:
+    """The memory descriptor and buffer of a kernel input (numpy array or DnnlTensor)."""
+    if isinstance(x, DnnlTensor):
+        return x.md, x.buf
+    x = np.ascontiguousarray(x)
+    return plain_md(x.shape, L.DT_OF[x.dtype]), x
+
+
+def into(md: MD, want: MD, buf: Any) -> Any:
+    """``buf`` (laid out as ``md``) in the layout ``want``: itself when equal, else reordered."""
+    if md.key == want.key:
+        return buf
+    out = np.empty(want.nbytes, np.uint8)
+    reorder(md, buf, want, out)
+    return out
+
+
+def empty(md: MD) -> np.ndarray:
+    if md.is_plain():
+        return np.empty(md.shape, NP_OF[md.dt])
+    return np.empty(max(md.nbytes, 1), np.uint8)
+
+
+def result(md: MD, buf: np.ndarray, keep_blocked: bool) -> Any:
+    """A kernel's output: the plain array, or a DnnlTensor when the consumers are oneDNN's."""
+    if md.is_plain():
+        return buf.reshape(md.shape) if buf.shape != md.shape else buf
+    t = DnnlTensor(buf, md)
+    return t if keep_blocked else to_plain(t)

@@ -1,0 +1,148 @@
+"""Conv and com.microsoft FusedConv on oneDNN against the CPU provider."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from .conftest import (
+    CPU,
+    DNNL,
+    assert_close,
+    check_op,
+    graph_model,
+    run_both,
+    tensor_info,
+    where,
+)
+
+rng = np.random.default_rng(0)
+
+
+def rand(*shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("x", "w", "attrs"),
+    [
+        ((2, 8, 17, 19), (16, 8, 3, 3), {"pads": [1, 1, 1, 1]}),
+        ((1, 8, 17, 19), (8, 1, 3, 3), {"group": 8, "strides": [2, 2], "pads": [0, 1, 1, 0]}),
+        ((1, 6, 10, 11), (4, 3, 3, 3), {"group": 2, "dilations": [2, 1]}),
+        ((1, 6, 10, 11), (4, 6, 3, 2), {"auto_pad": "SAME_UPPER", "strides": [2, 3]}),
+        ((1, 6, 10, 11), (4, 6, 2, 2), {"auto_pad": "SAME_LOWER", "strides": [2, 2]}),
+        ((1, 6, 10, 11), (4, 6, 3, 3), {"auto_pad": "VALID", "kernel_shape": [3, 3]}),
+        ((1, 3, 9), (4, 3, 2), {"pads": [1, 0]}),
+        ((1, 2, 5, 6, 7), (3, 2, 2, 3, 2), {"strides": [1, 2, 1]}),
+        ((1, 3, 224, 224), (64, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
+    ],
+)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv(x: tuple[int, ...], w: tuple[int, ...], attrs: dict, bias: bool) -> None:
+    inits = {"w": rand(*w)}
+    if bias:
+        inits["b"] = rand(w[0])
+    check_op("Conv", {"x": rand(*x)}, attrs, inits=inits)
+
+
+def test_conv_weights_as_runtime_input() -> None:
+    check_op("Conv", {"x": rand(1, 4, 8, 8), "w": rand(5, 4, 3, 3), "b": rand(5)}, {"pads": [1] * 4})
+
+
+def test_conv_overridden_initializer_is_used() -> None:
+    x, w = rand(1, 4, 8, 8), rand(5, 4, 3, 3)
+    node = helper.make_node("Conv", ["x", "w"], ["y"])
+    model = graph_model([node], {"x": x}, ["y"], {"w": w})
+    model.graph.input.append(tensor_info("w", w))  # an overridable initializer
+    got1, want1, sd = run_both(model, {"x": x})
+    assert_close(got1[0], want1[0])
+    w2 = rand(5, 4, 3, 3)
+    (got2,) = sd.run(None, {"x": x, "w": w2})
+    want2 = run_both(model, {"x": x, "w": w2})[1]
+    assert_close(got2, want2[0])
+    assert not np.allclose(got2, got1[0])
+    assert_close(sd.run(None, {"x": x})[0], want1[0])  # the initializer again
+
+
+@pytest.mark.parametrize(
+    ("act", "params"),
+    [
+        ("", None),
+        ("Relu", None),
+        ("LeakyRelu", [0.2]),
+        ("Sigmoid", None),
+        ("Tanh", None),
+        ("Clip", [-0.5, 0.7]),
+        ("HardSigmoid", [0.3, 0.4]),
+    ],
+)
+@pytest.mark.parametrize("with_z", [False, True])
+def test_fused_conv(act: str, params: list[float] | None, with_z: bool) -> None:
+    attrs: dict = {"activation": act, "pads": [1, 1, 1, 1]}
+    if params is not None:
+        attrs["activation_params"] = params
+    feeds = {"x": rand(2, 8, 9, 9)}
+    if with_z:
+        feeds["z"] = rand(2, 16, 9, 9)
+    check_op(
+        "FusedConv",
+        feeds,
+        attrs,
+        inits={"w": rand(16, 8, 3, 3), "b": rand(16)},
+        inputs=["x", "w", "b", "z" if with_z else ""],
+        domain="com.microsoft",
+    )
+
+
+def test_conv_relu_fused_and_relu_passes_through() -> None:
+    x = rand(1, 4, 10, 10)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p", "w2"], ["c2"]),
+        helper.make_node("LeakyRelu", ["c2"], ["y"], alpha=0.3),
+    ]
+    inits = {"w": rand(16, 4, 3, 3), "b": rand(16), "w2": rand(8, 16, 1, 1)}
+    model = graph_model(nodes, {"x": x}, ["y"], inits)
+    got, want, sd = run_both(model, {"x": x})
+    assert_close(got[0], want[0])
+    assert set(where(sd).values()) == {DNNL}
+    dnnl = sd._providers[0]
+    plans = [dnnl._plans[id(st.node)] for st in sd._plan.steps]
+    assert [p.passthrough for p in plans] == [False, True, False, False, True]
+    assert plans[0].post is not None and plans[0].keep_blocked  # Conv -> Relu -> MaxPool blocked
+    assert not plans[3].keep_blocked  # the graph output comes back as a numpy array
+    assert isinstance(got[0], np.ndarray)
+
+
+def test_conv_output_used_twice_is_not_fused() -> None:
+    x = rand(1, 4, 6, 6)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Transpose", ["c"], ["t"], perm=[0, 2, 3, 1]),
+    ]
+    model = graph_model(nodes, {"x": x}, ["r", "t", "c"], {"w": rand(3, 4, 3, 3)})
+    got, want, sd = run_both(model, {"x": x})
+    for g, w in zip(got, want):
+        assert_close(g, w)
+    assert where(sd) == {"c": DNNL, "r": DNNL, "t": CPU}
+
+
+def test_conv_declines_non_float() -> None:
+    x = rng.integers(-3, 3, (1, 2, 5, 5)).astype(np.int32)
+    w = rng.integers(-3, 3, (2, 2, 3, 3)).astype(np.int32)
+    node = helper.make_node("Relu", ["x"], ["y"])
+    model = graph_model([node], {"x": x}, ["y"])
+    got, want, sd = run_both(model, {"x": x})
+    assert where(sd)["y"] == CPU
+    np.testing.assert_array_equal(got[0], want[0])
+    del w
+
+
+def test_conv_empty_batch() -> None:
+    check_op(
+        "Conv", {"x": np.zeros((0, 3, 8, 8), np.float32)}, {"strides": [2, 2]}, inits={"w": rand(4, 3, 3, 3)}
+    )

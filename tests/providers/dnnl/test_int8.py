@@ -1,0 +1,169 @@
+"""QLinearConv, ConvInteger, QLinearMatMul and MatMulInteger on oneDNN against CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .conftest import check_op
+
+rng = np.random.default_rng(3)
+
+
+def u8(*shape: int) -> np.ndarray:
+    return rng.integers(0, 256, shape).astype(np.uint8)
+
+
+def s8(*shape: int) -> np.ndarray:
+    return rng.integers(-127, 128, shape).astype(np.int8)
+
+
+def f(v: float) -> np.ndarray:
+    return np.array(v, np.float32)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("x_type", ["u8", "s8"])
+@pytest.mark.parametrize("attrs", [{"pads": [1, 1, 1, 1]}, {"group": 2, "strides": [2, 2]}])
+def test_qlinear_conv(per_channel: bool, bias: bool, x_type: str, attrs: dict) -> None:
+    x = u8(2, 8, 9, 9) if x_type == "u8" else s8(2, 8, 9, 9)
+    zx = np.array(128 if x_type == "u8" else -3, x.dtype)
+    g = attrs.get("group", 1)
+    w = s8(16, 8 // g, 3, 3)
+    ws = (rng.random(16) * 0.02 + 0.001).astype(np.float32) if per_channel else f(0.01)
+    inits = {
+        "xs": f(0.02),
+        "zx": zx,
+        "w": w,
+        "ws": ws,
+        "zw": np.zeros(ws.shape, np.int8),
+        "ys": f(0.7),
+        "zy": np.array(100, np.uint8),
+    }
+    names = ["x", "xs", "zx", "w", "ws", "zw", "ys", "zy"]
+    if bias:
+        inits["b"] = rng.integers(-2000, 2000, 16).astype(np.int32)
+        names.append("b")
+    check_op("QLinearConv", {"x": x}, attrs, inits=inits, inputs=names, lsb=1)
+
+
+def test_qlinear_conv_weight_zero_point_stays_on_cpu() -> None:
+    inits = {
+        "xs": f(0.02),
+        "zx": np.array(128, np.uint8),
+        "w": s8(4, 3, 3, 3),
+        "ws": f(0.01),
+        "zw": np.array(1, np.int8),
+        "ys": f(0.7),
+        "zy": np.array(100, np.uint8),
+    }
+    check_op(
+        "QLinearConv",
+        {"x": u8(1, 3, 5, 5)},
+        inits=inits,
+        inputs=["x", "xs", "zx", "w", "ws", "zw", "ys", "zy"],
+        on_dnnl=False,
+        lsb=1,
+    )
+
+
+def test_conv_integer() -> None:
+    check_op(
+        "ConvInteger",
+        {"x": u8(1, 4, 7, 7)},
+        {"pads": [1, 1, 1, 1]},
+        inits={"w": s8(6, 4, 3, 3), "zx": np.array(7, np.uint8)},
+        lsb=1,
+    )
+    check_op("ConvInteger", {"x": s8(1, 4, 7, 7), "w": s8(6, 4, 3, 3)}, lsb=1)
+
+
+@pytest.mark.parametrize("a_shape", [(5, 64), (2, 3, 64)])
+@pytest.mark.parametrize("per_column", [False, True])
+def test_qlinear_matmul(a_shape: tuple[int, ...], per_column: bool) -> None:
+    bs = (rng.random(10) * 0.02 + 0.001).astype(np.float32) if per_column else f(0.01)
+    inits = {
+        "as": f(0.02),
+        "za": np.array(120, np.uint8),
+        "b": s8(64, 10),
+        "bs": bs,
+        "zb": np.zeros(bs.shape, np.int8),
+        "ys": f(0.3),
+        "zy": np.array(128, np.uint8),
+    }
+    check_op(
+        "QLinearMatMul",
+        {"a": u8(*a_shape)},
+        inits=inits,
+        inputs=["a", "as", "za", "b", "bs", "zb", "ys", "zy"],
+        lsb=1,
+    )
+
+
+def test_matmul_integer() -> None:
+    check_op("MatMulInteger", {"a": u8(3, 5, 32)}, inits={"b": s8(32, 7), "za": np.array(3, np.uint8)}, lsb=1)
+    check_op("MatMulInteger", {"a": s8(4, 32), "b": s8(32, 7)}, lsb=1)
+    check_op("MatMulInteger", {"a": u8(4, 32), "b": u8(32, 7)}, on_dnnl=False, lsb=1)
+
+
+def _qdq_model(op: str, per_channel: bool, dq_twice: bool = False):  # type: ignore[no-untyped-def]
+    from onnx import helper
+
+    from .conftest import graph_model
+
+    conv = op == "Conv"
+    w = s8(8, 4, 3, 3) if conv else s8(16, 6)
+    n_out = w.shape[0] if conv else w.shape[1]
+    ws = (rng.random(n_out) * 0.02 + 0.002).astype(np.float32) if per_channel else f(0.01)
+    inits = {
+        "xs": f(0.03),
+        "zx": np.array(110, np.uint8),
+        "w": w,
+        "ws": ws,
+        "zw": np.zeros(ws.shape, np.int8),
+        "ys": f(0.05),
+        "zy": np.array(120, np.uint8),
+    }
+    nodes = [
+        helper.make_node("DequantizeLinear", ["x", "xs", "zx"], ["xf"]),
+        helper.make_node("DequantizeLinear", ["w", "ws", "zw"], ["wf"], axis=0 if conv else 1),
+    ]
+    if conv:
+        inits["b"] = rng.standard_normal(n_out).astype(np.float32)
+        nodes.append(helper.make_node("Conv", ["xf", "wf", "b"], ["yf"], pads=[1, 1, 1, 1]))
+    else:
+        nodes.append(helper.make_node("MatMul", ["xf", "wf"], ["yf"]))
+    nodes.append(helper.make_node("QuantizeLinear", ["yf", "ys", "zy"], ["y"]))
+    outs = ["y"]
+    if dq_twice:
+        nodes.append(helper.make_node("Relu", ["xf"], ["r"]))
+        outs.append("r")
+    x = u8(2, 4, 7, 7) if conv else u8(3, 5, 16)
+    return graph_model(nodes, {"x": x}, outs, inits, opset=13), {"x": x}
+
+
+@pytest.mark.parametrize("op", ["Conv", "MatMul"])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_qdq_group_runs_as_one_integer_primitive(op: str, per_channel: bool) -> None:
+    from .conftest import DNNL, run_both, where
+
+    model, feeds = _qdq_model(op, per_channel)
+    got, want, sd = run_both(model, feeds)
+    diff = np.abs(got[0].astype(np.int64) - want[0].astype(np.int64))
+    assert got[0].dtype == want[0].dtype == np.uint8
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+    assert set(where(sd).values()) == {DNNL}
+    plans = [sd._providers[0]._plans[id(st.node)] for st in sd._plan.steps]
+    assert [p.passthrough for p in plans] == [True, True, False, True]
+
+
+def test_qdq_with_shared_dequantize_is_not_grouped() -> None:
+    from .conftest import CPU, run_both, where
+
+    model, feeds = _qdq_model("Conv", False, dq_twice=True)
+    got, want, sd = run_both(model, feeds)
+    np.testing.assert_array_equal(got[1], want[1])
+    diff = np.abs(got[0].astype(np.int64) - want[0].astype(np.int64))
+    assert diff.max() <= 1
+    assert where(sd)["xf"] == CPU  # DequantizeLinear stays a float op on CPU

@@ -1,0 +1,273 @@
+"""MatMul/Gemm, pooling, normalizations, softmax and activations on oneDNN against CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .conftest import check_op
+
+rng = np.random.default_rng(1)
+
+
+def rand(*shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ((5, 7), (7, 3)),
+        ((2, 5, 7), (7, 3)),
+        ((2, 3, 5, 7), (2, 3, 7, 4)),
+        ((2, 1, 5, 7), (3, 7, 4)),
+        ((64, 256), (256, 1000)),
+    ],
+)
+@pytest.mark.parametrize("const_b", [True, False])
+def test_matmul(a: tuple[int, ...], b: tuple[int, ...], const_b: bool) -> None:
+    if const_b:
+        check_op("MatMul", {"a": rand(*a)}, inits={"b": rand(*b)})
+    else:
+        check_op("MatMul", {"a": rand(*a), "b": rand(*b)})
+
+
+def test_matmul_1d_stays_on_cpu() -> None:
+    check_op("MatMul", {"a": rand(7), "b": rand(7, 3)}, on_dnnl=False)
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [{}, {"transA": 1}, {"transB": 1}, {"transA": 1, "transB": 1, "alpha": 0.5, "beta": 2.0}],
+)
+@pytest.mark.parametrize("c_shape", [None, (), (4,), (1, 4), (3, 4), (3, 1)])
+def test_gemm(attrs: dict, c_shape: tuple[int, ...] | None) -> None:
+    a = rand(5, 3) if attrs.get("transA") else rand(3, 5)
+    b = rand(4, 5) if attrs.get("transB") else rand(5, 4)
+    inits = {"b": b}
+    if c_shape is not None:
+        inits["c"] = rand(*c_shape)
+    check_op("Gemm", {"a": a}, attrs, inits=inits)
+
+
+@pytest.mark.parametrize(
+    ("act", "extra"),
+    [
+        ("Relu", {}),
+        ("LeakyRelu", {"activation_alpha": 0.2}),
+        ("Sigmoid", {}),
+        ("Tanh", {}),
+        ("HardSigmoid", {"activation_alpha": 0.3, "activation_beta": 0.4}),
+        ("Elu", {"activation_alpha": 0.7}),
+    ],
+)
+def test_fused_gemm(act: str, extra: dict) -> None:
+    attrs = {"activation": act, "transB": 1, "alpha": 0.5, **extra}
+    check_op(
+        "FusedGemm", {"a": rand(3, 5)}, attrs, inits={"b": rand(4, 5), "c": rand(4)}, domain="com.microsoft"
+    )
+
+
+def test_gemm_runtime_weights() -> None:
+    check_op("Gemm", {"a": rand(3, 5), "b": rand(4, 5), "c": rand(4)}, {"transB": 1})
+
+
+@pytest.mark.parametrize(
+    ("op", "attrs"),
+    [
+        ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2]}),
+        ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+        ("MaxPool", {"kernel_shape": [2, 3], "pads": [1, 0, 0, 1], "dilations": [2, 1]}),
+        ("MaxPool", {"kernel_shape": [3, 3], "auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+        ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),
+        ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}),
+        ("AveragePool", {"kernel_shape": [3, 2], "strides": [2, 2], "ceil_mode": 1}),
+        ("GlobalAveragePool", {}),
+        ("GlobalMaxPool", {}),
+    ],
+)
+def test_pool(op: str, attrs: dict) -> None:
+    check_op(op, {"x": rand(2, 5, 11, 12)}, attrs, opset=19)
+
+
+def test_pool_1d_and_3d() -> None:
+    check_op("MaxPool", {"x": rand(1, 3, 10)}, {"kernel_shape": [3]})
+    check_op("AveragePool", {"x": rand(1, 3, 6, 7, 8)}, {"kernel_shape": [2, 2, 2]})
+
+
+def test_maxpool_with_indices_stays_on_cpu() -> None:
+    check_op("MaxPool", {"x": rand(1, 2, 6, 6)}, {"kernel_shape": [2, 2]}, n_out=2, on_dnnl=False)
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (2, 5, 7), (2, 16, 7, 9), (1, 3, 2, 3, 4)])
+def test_batchnorm(shape: tuple[int, ...]) -> None:
+    c = shape[1]
+    inits = {"s": rand(c), "b": rand(c), "m": rand(c), "v": np.abs(rand(c)) + 0.1}
+    check_op("BatchNormalization", {"x": rand(*shape)}, {"epsilon": 1e-3}, inits=inits)
+
+
+def test_batchnorm_training_stays_on_cpu() -> None:
+    c = 3
+    inits = {"s": rand(c), "b": rand(c), "m": rand(c), "v": np.abs(rand(c)) + 0.1}
+    check_op(
+        "BatchNormalization",
+        {"x": rand(2, 3, 4)},
+        {"training_mode": 1},
+        inits=inits,
+        n_out=3,
+        on_dnnl=False,
+        rel=1e-3,
+    )
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize(("opset", "axis"), [(11, 1), (11, -1), (11, 0), (13, -1), (13, 1), (13, 0)])
+def test_softmax(op: str, opset: int, axis: int) -> None:
+    check_op(op, {"x": rand(3, 4, 5) * 3}, {"axis": axis}, opset=opset)
+
+
+@pytest.mark.parametrize("axis", [-1, -2, 1])
+@pytest.mark.parametrize("bias", [True, False])
+def test_layernorm(axis: int, bias: bool) -> None:
+    x = rand(2, 3, 4, 8)
+    norm = x.shape[axis:]
+    inits = {"s": rand(*norm)}
+    if bias:
+        inits["b"] = rand(*norm)
+    check_op("LayerNormalization", {"x": x}, {"axis": axis, "epsilon": 1e-4}, inits=inits)
+
+
+@pytest.mark.parametrize(
+    ("op", "attrs"),
+    [
+        ("Relu", {}),
+        ("LeakyRelu", {"alpha": 0.1}),
+        ("Sigmoid", {}),
+        ("Tanh", {}),
+        ("Elu", {"alpha": 0.7}),
+        ("Exp", {}),
+        ("Abs", {}),
+        ("HardSigmoid", {"alpha": 0.3, "beta": 0.6}),
+        ("HardSwish", {}),
+        ("Mish", {}),
+    ],
+)
+def test_eltwise(op: str, attrs: dict) -> None:
+    check_op(op, {"x": rand(2, 3, 17, 5) * 2}, attrs, opset=18)
+
+
+def test_eltwise_positive_domain() -> None:
+    x = np.abs(rand(4, 33)) + 0.01
+    check_op("Log", {"x": x})
+    check_op("Sqrt", {"x": x})
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu(approximate: str) -> None:
+    check_op("Gelu", {"x": rand(3, 40)}, {"approximate": approximate}, opset=20)
+
+
+def test_clip() -> None:
+    x = rand(3, 8)
+    check_op("Clip", {"x": x}, {"min": -0.5, "max": 0.5}, opset=6)
+    check_op("Clip", {"x": x}, inits={"lo": np.float32(-0.3), "hi": np.float32(0.2)})
+    check_op("Clip", {"x": x, "lo": np.float32(-0.1)}, inputs=["x", "lo"])
+    check_op("Clip", {"x": x}, inputs=["x"])
+    check_op("Clip", {"x": x}, inits={"lo": np.float32(0.3), "hi": np.float32(0.2)})
+
+
+def test_lrn() -> None:
+    check_op("LRN", {"x": rand(2, 10, 6, 7)}, {"size": 5, "alpha": 1e-2, "beta": 0.75, "bias": 2.0})
+    check_op("LRN", {"x": rand(1, 6, 4, 4)}, {"size": 4}, on_dnnl=False)  # even size: CPU
+
+
+def test_scalar_relu() -> None:
+    check_op("Relu", {"x": np.array(-2.0, np.float32)})
+    check_op("Relu", {"x": np.zeros((0, 3), np.float32)})
+
+
+def test_softplus_stays_on_cpu() -> None:
+    # oneDNN's soft_relu loses relative accuracy far left of zero (exp(x) underflows its log1p).
+    check_op("Softplus", {"x": rand(3, 4) * 20}, on_dnnl=False)
+
+
+def test_double_stays_on_cpu() -> None:
+    check_op("Relu", {"x": rand(3, 4).astype(np.float64)}, on_dnnl=False)
+    check_op(
+        "MatMul", {"a": rand(3, 4).astype(np.float64), "b": rand(4, 2).astype(np.float64)}, on_dnnl=False
+    )
+
+
+@pytest.mark.parametrize("op", ["Add", "Sum"])
+def test_add_in_blocked_layout_with_fused_relu(op: str) -> None:
+    from onnx import helper
+
+    from .conftest import assert_close, graph_model, run_both, where
+
+    x = rand(1, 8, 6, 6)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node(op, ["c", "x2"], ["s0"]),
+        helper.make_node("Mul", ["s0", "scale"], ["s"]),
+        helper.make_node("Relu", ["s"], ["y"]),
+    ]
+    inits = {"w": rand(16, 8, 3, 3), "scale": rand(1, 16, 1, 1)}
+    model = graph_model(nodes, {"x": x, "x2": rand(1, 16, 6, 6)}, ["y"], inits)
+    got, want, sd = run_both(model, {"x": x, "x2": rand(1, 16, 6, 6)})
+    assert_close(got[0], want[0])
+    assert set(where(sd).values()) == {"DnnlExecutionProvider"}
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
+@pytest.mark.parametrize(
+    ("sa", "sb"),
+    [
+        ((2, 3, 4), (2, 3, 4)),
+        ((2, 3, 4), (3, 4)),
+        ((3, 1), (2, 3, 4)),
+        ((2, 3, 1), (1, 1, 4)),
+        ((2, 8, 5, 5), (1, 8, 1, 1)),
+        ((2, 3), ()),
+    ],
+)
+def test_binary_broadcast(op: str, sa: tuple[int, ...], sb: tuple[int, ...]) -> None:
+    b = rand(*sb) if sb else np.array(1.5, np.float32)
+    if op == "Div":
+        b = np.where(np.abs(b) < 0.1, np.float32(0.5), b).astype(np.float32)
+    check_op(op, {"a": rand(*sa), "b": b})
+
+
+def test_sum_of_three_and_legacy_add() -> None:
+    check_op("Sum", {"a": rand(2, 3), "b": rand(2, 3), "c": rand(1, 3)})
+    check_op("Add", {"a": rand(2, 3), "b": rand(2, 3)}, opset=6)
+
+
+@pytest.mark.parametrize("axis", [1, -1, 0])
+def test_concat(axis: int) -> None:
+    check_op("Concat", {"a": rand(2, 3, 4, 5), "b": rand(2, 3, 4, 5), "c": rand(2, 3, 4, 5)}, {"axis": axis})
+
+
+def test_concat_of_blocked_convs() -> None:
+    from onnx import helper
+
+    from .conftest import assert_close, graph_model, run_both
+
+    x = rand(1, 8, 7, 7)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"]),
+        helper.make_node("Conv", ["x", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]),
+        helper.make_node("Concat", ["c1", "c2", "p"], ["y"], axis=1),
+    ]
+    inits = {"w1": rand(24, 8, 1, 1), "w2": rand(20, 8, 3, 3)}
+    model = graph_model(nodes, {"x": x}, ["y"], inits)
+    got, want, _ = run_both(model, {"x": x})
+    assert_close(got[0], want[0])
+
+
+def test_empty_batch() -> None:
+    x = np.zeros((0, 3, 8, 8), np.float32)
+    check_op("MaxPool", {"x": x}, {"kernel_shape": [2, 2], "strides": [2, 2]})
+    c = 3
+    inits = {"s": rand(c), "b": rand(c), "m": rand(c), "v": np.abs(rand(c)) + 0.1}
+    check_op("BatchNormalization", {"x": x}, inits=inits)

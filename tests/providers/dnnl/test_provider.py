@@ -1,0 +1,152 @@
+"""The provider contract: availability, partitioning, blocked-layout values, fallbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import onnxlite as ort
+from onnxlite.errors import EPFail
+from onnxlite.providers.dnnl import DnnlExecutionProvider
+from onnxlite.providers.dnnl._prim import DnnlTensor
+
+from .conftest import CPU, DNNL, assert_close, graph_model, run_both, where
+
+rng = np.random.default_rng(2)
+
+
+def rand(*shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def test_available() -> None:
+    assert DnnlExecutionProvider.availability() is None
+    assert DnnlExecutionProvider.name == DNNL
+
+
+def test_partition_mixed_graph() -> None:
+    x = rand(1, 3, 8, 8)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["r"]),
+        helper.make_node("Flatten", ["r"], ["f"]),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["g"], transB=1),
+        helper.make_node("Softmax", ["g"], ["y"]),
+        helper.make_node("Shape", ["c"], ["shape"]),
+    ]
+    inits = {
+        "w": rand(4, 3, 3, 3),
+        "s": rand(4),
+        "b": rand(4),
+        "m": rand(4),
+        "v": np.abs(rand(4)) + 0.5,
+        "fw": rand(10, 256),
+        "fb": rand(10),
+    }
+    model = graph_model(nodes, {"x": x}, ["y", "shape"], inits)
+    got, want, sd = run_both(model, {"x": x})
+    assert_close(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert where(sd) == {
+        "c": DNNL,
+        "bn": DNNL,
+        "r": DNNL,
+        "f": CPU,
+        "g": DNNL,
+        "y": DNNL,
+        "shape": CPU,
+    }
+    plans = {st.node.outputs[0]: sd._providers[0]._plans.get(id(st.node)) for st in sd._plan.steps}
+    assert not plans["c"].keep_blocked  # Shape (CPU) reads it: plain
+    assert plans["bn"].post is not None and plans["r"].passthrough  # ReLU fused into the BN
+    assert not plans["bn"].keep_blocked  # through the ReLU, Flatten (CPU) reads it
+
+
+def test_blocked_values_convert_where_they_escape() -> None:
+    x = rand(1, 16, 8, 8)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Sigmoid", ["p"], ["y"]),
+    ]
+    model = graph_model(nodes, {"x": x}, ["y"], {"w": rand(32, 16, 3, 3)})
+    got, want, sd = run_both(model, {"x": x})
+    assert_close(got[0], want[0])
+    assert type(got[0]) is np.ndarray
+    # An intermediate value in oneDNN's layout still reads as an array.
+    conv = sd._plan.steps[0].fn
+    t = conv(x, sd._plan.template[sd._plan.slots["w"]])
+    if isinstance(t, DnnlTensor):
+        assert t.shape == (1, 32, 8, 8) and t.dtype == np.float32
+        assert_close(np.asarray(t), np.asarray(t.numpy()))
+
+
+def test_disable_cpu_fallback_lists_what_dnnl_declines() -> None:
+    x = rand(2, 3)
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Neg", ["r"], ["y"])]
+    model = graph_model(nodes, {"x": x}, ["y"])
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    with pytest.raises(EPFail) as ei:
+        ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=[DNNL])
+    assert "Neg" in str(ei.value) and "Relu" not in str(ei.value)
+
+
+def test_profiler_names_the_provider(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    x = rand(1, 2, 5, 5)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"]),
+        helper.make_node("Relu", ["c"], ["y"]),
+    ]
+    model = graph_model(nodes, {"x": x}, ["y"], {"w": rand(4, 2, 3, 3)})
+    so = ort.SessionOptions()
+    so.enable_profiling = True
+    so.profile_file_prefix = str(tmp_path / "p")
+    s = ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=[DNNL, CPU])
+    s.run(None, {"x": x})
+    with open(s.end_profiling()) as f:
+        events = [e for e in json.load(f) if e["cat"] == "Node"]
+    assert {e["args"]["provider"] for e in events} == {DNNL}
+
+
+def test_missing_library_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    from onnxlite.providers.dnnl import _lib
+
+    monkeypatch.setattr(_lib, "_state", {})
+    monkeypatch.setattr(_lib, "_candidates", lambda: ["/nonexistent/libdnnl.so.3"])
+    why = DnnlExecutionProvider.availability()
+    assert why is not None and "onednn-cpu-gomp" in why and "onnxlite[dnnl]" in why
+
+
+def test_num_threads_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    from onnxlite.providers.dnnl import _lib
+
+    monkeypatch.setattr(_lib.load(), "threads", _lib.load().threads)  # restored afterwards
+    x = rand(2, 3)
+    model = graph_model([helper.make_node("Relu", ["x"], ["y"])], {"x": x}, ["y"])
+    s = ort.InferenceSession(model.SerializeToString(), providers=[(DNNL, {"num_threads": "1"}), CPU])
+    np.testing.assert_array_equal(s.run(None, {"x": x})[0], np.maximum(x, 0))
+    with pytest.raises(ValueError, match="num_threads"):
+        ort.InferenceSession(model.SerializeToString(), providers=[(DNNL, {"num_threads": "x"})])
+
+
+def test_capability_returns_connected_groups() -> None:
+    from onnxlite.ir.load import load_model
+
+    x = rand(1, 3, 8, 8)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Transpose", ["r"], ["t"], perm=[0, 1, 3, 2]),
+        helper.make_node("Sigmoid", ["t"], ["s"]),
+        helper.make_node("Tanh", ["s"], ["y"]),
+    ]
+    model = graph_model(nodes, {"x": x}, ["y"], {"w": rand(4, 3, 3, 3)})
+    m = load_model(model.SerializeToString())
+    ep = DnnlExecutionProvider()
+    groups = ep.capability(m.graph, list(range(5)), m.opsets)
+    assert groups == [[0, 1], [3, 4]]  # Transpose (CPU) splits the chain
