@@ -118,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.set_defaults(fn=cmd_run)
     from .tools.inspect import add_inspect_parser
+    from .tools.quantize import add_quantize_parser
 
     add_inspect_parser(sub)
+    add_quantize_parser(sub)
     args = ap.parse_args(argv)
     try:
         return int(args.fn(args))

@@ -139,3 +139,10 @@ def test_dequantize_float8():
 def test_dynamic_quantize(x):
     _y, scale, zp = check_node("DynamicQuantizeLinear", {"x": x}, outputs=("y", "s", "z"))
     assert scale.shape == () and zp.shape == () and zp.dtype == np.uint8
+
+
+def test_scalar_inputs_quantize():
+    feeds = {"x": np.array(1.5, np.float32), "s": np.array(0.1, np.float32), "z": np.array(3, np.uint8)}
+    assert check_node("QuantizeLinear", feeds, opset=19)[0] == 18
+    got = check_node("DynamicQuantizeLinear", {"x": np.array(-2.0, np.float32)}, opset=11)
+    assert got[0].shape == ()

@@ -62,7 +62,7 @@ def _quantize(x, y_scale, y_zero_point, axis, saturate, block_size, output_dtype
         q = np.asarray(x / scale)
     rng = _int_range(dtype)
     if rng is not None:
-        q = np.rint(q.astype(np.float64))
+        q = np.asarray(np.rint(q.astype(np.float64)))  # 0-d inputs give numpy scalars: keep an array
         if y_zero_point is not None:
             zp = _broadcast_param(y_zero_point, x.shape, axis, block_size)
             q += zp.astype(np.float64)
@@ -130,7 +130,7 @@ def dynamic_quantize_linear(x):
     lo = np.float32(min(0.0, float(xf.min()))) if xf.size else np.float32(0)
     scale = np.float32((hi - lo) if hi != lo else np.float32(1.0)) / np.float32(255)
     zp = np.float32(np.rint(np.clip(np.float32(0) - lo / scale, 0, 255)))
-    y = np.rint(xf / scale)
+    y = np.asarray(np.rint(xf / scale))
     y += zp
     np.clip(y, 0, 255, out=y)
     return (
