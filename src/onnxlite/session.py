@@ -20,6 +20,7 @@ from .iobinding import IOBinding
 from .ir.graph import Model, ValueInfo
 from .ir.load import load_model
 from .options import ExecutionMode, RunOptions, SessionOptions
+from .optimizer import optimize
 from .ortvalue import OrtValue
 from .parallel import ParallelExecutor
 from .plan import Plan
@@ -129,6 +130,15 @@ class InferenceSession:
         if self._profiler is not None:
             self._profiler.session_event("model_loading_uri", t0, time.perf_counter_ns())
         self._lock = threading.Lock()
+        self._apply_overrides()
+        so = self._sess_options
+        self.applied_optimizations = optimize(
+            self._model, int(so.graph_optimization_level), self._disabled_optimizers
+        )
+        if so.optimized_model_filepath:
+            # Saved before compiling: function-body expansion is an execution detail, not part
+            # of the model.
+            self._save_model(so.optimized_model_filepath)
         self._build(providers, provider_options)
         if self._profiler is not None:
             self._profiler.session_event("session_initialization", t0, time.perf_counter_ns())
@@ -162,12 +172,7 @@ class InferenceSession:
         so = self._sess_options
         fallback_off = so._config.get("session.disable_cpu_ep_fallback", "0") == "1"
         graph = self._model.graph
-        self._apply_overrides()
         ctx = BuildContext(self._model.opsets, instances, cpu, allow_cpu_fallback=not fallback_off)
-        if so.optimized_model_filepath:
-            # Saved before compiling: function-body expansion is an execution detail, not part
-            # of the model.
-            self._save_model(so.optimized_model_filepath)
         try:
             self._plan: Plan = compile_graph(graph, ctx)
         except OnnxliteError as e:
