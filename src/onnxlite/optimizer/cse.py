@@ -1,0 +1,104 @@
+"""Common subexpression elimination, and sharing of equal small constants.
+
+Two nodes with the same op, domain, attributes and inputs compute the same values, unless the op
+is random; the later one is removed and its readers read the earlier one's outputs. Small
+initializers with equal dtype, shape and bytes are merged first, so that ``Mul(x, c1)`` and
+``Mul(x, c2)`` with equal ``c1``/``c2`` meet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..ir.graph import Graph, Node
+from ._graphutil import GraphIndex
+from .base import MS_DOMAIN, PassContext
+from .constant_folding import NEVER_FOLD
+
+_SHARE_LIMIT = 64  # initializers up to this many elements are shared by value
+
+
+class CommonSubexpressions:
+    name = "cse"
+
+    def __call__(self, graph: Graph, ctx: PassContext) -> bool:
+        idx = GraphIndex(graph, ctx)
+        changed = self._share_constants(idx)
+        seen: dict[Any, Node] = {}
+        for node in graph.nodes:
+            if node.domain not in ("", "ai.onnx", MS_DOMAIN) or node.op_type in NEVER_FOLD:
+                continue
+            if "Random" in node.op_type or "Dropout" in node.op_type:
+                continue
+            if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                continue  # each QDQ unit keeps its own Q/DQ pair (onnxruntime does the same)
+            if node.graphs() or not node.outputs:
+                continue
+            try:
+                key = (
+                    node.domain or "",
+                    node.op_type,
+                    tuple(node.inputs),
+                    len(node.outputs),
+                    _attrs_key(node.attrs),
+                    _attrs_key(node.opset_override or {}),
+                )
+                hash(key)
+            except TypeError:
+                continue
+            first = seen.get(key)
+            if first is None:
+                seen[key] = node
+                continue
+            if any(o and o in idx.graph_outputs for o in node.outputs):
+                continue
+            if any(bool(a) != bool(b) for a, b in zip(first.outputs, node.outputs)):
+                continue  # an optional output one node skips
+            idx.remove(node)
+            for a, b in zip(first.outputs, node.outputs):
+                if b:
+                    idx.replace_uses(b, a)
+            changed = True
+        if changed:
+            idx.commit()
+        return changed
+
+    def _share_constants(self, idx: GraphIndex) -> bool:
+        g = idx.graph
+        canon: dict[Any, str] = {}
+        changed = False
+        for name, arr in list(g.initializers.items()):
+            if not isinstance(arr, np.ndarray) or arr.size > _SHARE_LIMIT or arr.dtype == object:
+                continue
+            if name in idx.graph_inputs or name in idx.graph_outputs:
+                continue
+            key = (arr.dtype.str, arr.shape, arr.tobytes())
+            keep = canon.setdefault(key, name)
+            if keep != name and (idx.users(name) or idx.implicit.get(name)):
+                idx.replace_uses(name, keep)
+                changed = True
+        return changed
+
+
+def _attrs_key(attrs: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted((k, _value_key(v)) for k, v in attrs.items()))
+
+
+def _value_key(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return ("tensor", v.dtype.str, v.shape, v.tobytes() if v.dtype != object else tuple(v.flat))
+    if isinstance(v, list):
+        return tuple(_value_key(x) for x in v)
+    if isinstance(v, dict):
+        return _attrs_key(v)
+    if isinstance(v, float) and v != v:
+        return ("nan",)
+    if isinstance(v, (int, float, str, bytes, bool)) or v is None:
+        return v
+    # TypeProto and other protobuf messages compare by their serialization.
+    ser = getattr(v, "SerializeToString", None)
+    if ser is not None:
+        return ("proto", type(v).__name__, ser())
+    raise TypeError(f"unhashable attribute value {type(v).__name__}")

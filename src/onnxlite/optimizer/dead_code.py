@@ -1,0 +1,39 @@
+"""Dead code elimination: nodes none of whose outputs is used, and unused initializers.
+
+Graph outputs are roots and graph inputs are never removed. An unused initializer that is also a
+graph input stays when IR >= 4 (callers may feed it: it is part of the interface); under IR 3,
+where every initializer is listed as an input, both go together.
+"""
+
+from __future__ import annotations
+
+from ..ir.graph import Graph
+from .base import PassContext
+
+
+class DeadCode:
+    name = "dead_code"
+
+    def __call__(self, graph: Graph, ctx: PassContext) -> bool:
+        used = {o.name for o in graph.outputs}
+        keep = []
+        for node in reversed(graph.nodes):
+            if any(o and o in used for o in node.outputs):
+                keep.append(node)
+                used.update(i for i in node.inputs if i)
+                for _, sub in node.graphs():
+                    used |= sub.free_names()
+        changed = len(keep) != len(graph.nodes)
+        if changed:
+            keep.reverse()
+            graph.nodes = keep
+        input_names = {v.name for v in graph.inputs}
+        unused = [n for n in graph.initializers if n not in used]
+        for name in unused:
+            if name in input_names:
+                if not ctx.legacy_initializers:
+                    continue
+                graph.inputs = [v for v in graph.inputs if v.name != name]
+            del graph.initializers[name]
+            changed = True
+        return changed

@@ -1,0 +1,48 @@
+"""Run a list of passes over a model (graph and subgraphs) to a fixed point."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..ir.graph import Graph, Model
+from ._types import refresh_types
+from .base import Pass, PassContext
+
+MAX_ROUNDS = 8
+
+
+def run_passes(
+    model: Model, passes: Sequence[Pass], ctx: PassContext | None = None, max_rounds: int = MAX_ROUNDS
+) -> list[str]:
+    """Apply ``passes`` in order, round after round, until a round changes nothing.
+
+    Types are re-inferred before each round, so a pass sees the shapes that earlier rewrites
+    exposed. Returns the names of the passes that changed something, in first-change order.
+    """
+    if not passes:
+        return []
+    ctx = ctx or PassContext.for_model(model)
+    changed: list[str] = []
+    for _ in range(max_rounds):
+        refresh_types(model)
+        round_changed = False
+        for p in passes:
+            if _apply(model.graph, p, ctx):
+                round_changed = True
+                if p.name not in changed:
+                    changed.append(p.name)
+        if not round_changed:
+            break
+    return changed
+
+
+def _apply(graph: Graph, p: Pass, ctx: PassContext) -> bool:
+    changed = bool(p(graph, ctx))
+    if ctx.legacy_initializers:
+        # IR 3 ties initializers to graph inputs; subgraph inputs are formal parameters, so
+        # passes that add initializers cannot run there.
+        return changed
+    for node in graph.nodes:
+        for _, sub in node.graphs():
+            changed |= _apply(sub, p, ctx)
+    return changed

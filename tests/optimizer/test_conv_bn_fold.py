@@ -1,0 +1,68 @@
+"""conv_bn_fold: BatchNormalization after a Conv folds into the Conv's weights and bias."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from .helpers import F32, check_ort, check_same, make_model, ops, rand, run, run_lite
+
+mk = helper.make_node
+
+
+def _bn_inits(c: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "scale": rng.uniform(0.5, 1.5, c).astype(F32),
+        "bias": rng.uniform(-0.5, 0.5, c).astype(F32),
+        "mean": rng.uniform(-0.5, 0.5, c).astype(F32),
+        "var": rng.uniform(0.2, 2.0, c).astype(F32),
+    }
+
+
+@pytest.mark.parametrize("conv_bias", [True, False])
+@pytest.mark.parametrize("group", [1, 2])
+def test_conv_bn_folds(conv_bias: bool, group: int) -> None:
+    inits = {"w": rand(6, 4 // group, 3, 3, seed=1), **_bn_inits(6)}
+    conv_in = ["x", "w"]
+    if conv_bias:
+        inits["b"] = rand(6, seed=2)
+        conv_in.append("b")
+    nodes = [
+        mk("Conv", conv_in, ["c"], pads=[1, 1, 1, 1], group=group),
+        mk("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["y"], epsilon=1e-3),
+    ]
+    proto = make_model(nodes, {"x": (F32, [2, 4, 8, 8])}, ["y"], inits)
+    m, changed = run(proto, "conv_bn_fold", "dead_code")
+    assert changed[0] == "conv_bn_fold" and ops(m) == ["Conv"]
+    assert m.graph.nodes[0].outputs == ["y"]
+    feeds = {"x": rand(2, 4, 8, 8, seed=3)}
+    check_same(proto, m, feeds)
+    check_ort(m, feeds, run_lite(proto, feeds))
+
+
+def test_conv_output_read_elsewhere_or_training_bn_is_left_alone() -> None:
+    inits = {"w": rand(6, 4, 3, 3, seed=1), **_bn_inits(6)}
+    nodes = [
+        mk("Conv", ["x", "w"], ["c"]),
+        mk("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["y"]),
+        mk("Relu", ["c"], ["z"]),
+        mk("Conv", ["x", "w"], ["c2"]),
+        mk("BatchNormalization", ["c2", "scale", "bias", "mean", "var"], ["y2", "rm", "rv"], training_mode=1),
+    ]
+    proto = make_model(nodes, {"x": (F32, [1, 4, 6, 6])}, ["y", "z", "y2"], inits, opset=15)
+    m, changed = run(proto, "conv_bn_fold")
+    assert changed == [] and ops(m).count("BatchNormalization") == 2
+
+
+def test_bn_statistics_not_constant_are_left_alone() -> None:
+    inits = {"w": rand(6, 4, 3, 3, seed=1), **_bn_inits(6)}
+    inits.pop("var")
+    nodes = [
+        mk("Conv", ["x", "w"], ["c"]),
+        mk("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["y"]),
+    ]
+    proto = make_model(nodes, {"x": (F32, [1, 4, 6, 6]), "var": (F32, [6])}, ["y"], inits)
+    _m, changed = run(proto, "conv_bn_fold")
+    assert changed == []

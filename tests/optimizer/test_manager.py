@@ -1,0 +1,69 @@
+"""manager: passes run round after round to a fixed point, with types refreshed in between."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+
+from onnxlite.ir.load import load_model
+from onnxlite.optimizer import ALL_PASSES, PassContext, run_passes
+
+from .helpers import F32, I64, check_same, make_model, ops, rand, run
+
+mk = helper.make_node
+
+
+def _noop_reshape_model():  # type: ignore[no-untyped-def]
+    # Reshape(x, Concat(Shape(x)[0:1], [4])) is a no-op once the target folds to [2, 4].
+    nodes = [
+        mk("Shape", ["x"], ["s"]),
+        mk("Slice", ["s", "st", "en"], ["s0"]),
+        mk("Concat", ["s0", "four"], ["t"], axis=0),
+        mk("Reshape", ["x", "t"], ["r"]),
+        mk("Relu", ["r"], ["y"]),
+    ]
+    inits = {"st": np.array([0], I64), "en": np.array([1], I64), "four": np.array([4], I64)}
+    return make_model(nodes, {"x": (F32, [2, 4])}, ["y"], inits)
+
+
+def test_rounds_continue_until_nothing_changes() -> None:
+    proto = _noop_reshape_model()
+    m, changed = run(proto, "identity_elimination", "constant_folding", "dead_code")
+    assert ops(m) == ["Relu"]
+    assert changed == ["constant_folding", "dead_code", "identity_elimination"]
+    check_same(proto, m, {"x": rand(2, 4)})
+
+
+def test_rounds_are_bounded() -> None:
+    m, _ = run(_noop_reshape_model(), "identity_elimination", "constant_folding", "dead_code", rounds=1)
+    assert ops(m) == ["Reshape", "Relu"]
+
+
+def test_legacy_ir_leaves_subgraphs_alone() -> None:
+    then = helper.make_graph(
+        [mk("Identity", ["x"], ["a"]), mk("Neg", ["a"], ["t"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t", 1, [2])],
+    )
+    other = helper.make_graph(
+        [mk("Neg", ["x"], ["e"])], "else", [], [helper.make_tensor_value_info("e", 1, [2])]
+    )
+    proto = make_model(
+        [mk("If", ["c"], ["y"], then_branch=then, else_branch=other)],
+        {"x": (F32, [2]), "c": (bool, [])},
+        {"y": (F32, [2])},
+        ir_version=3,
+        opset=9,
+    )
+    m = load_model(proto.SerializeToString())
+    run_passes(m, [ALL_PASSES["identity_elimination"]], PassContext.for_model(m))
+    assert [n.op_type for n in m.graph.nodes[0].attrs["then_branch"].nodes] == ["Identity", "Neg"]
+
+
+def test_new_domains_are_imported() -> None:
+    nodes = [mk("Conv", ["x", "w"], ["c"]), mk("Relu", ["c"], ["y"])]
+    m, _ = run(
+        make_model(nodes, {"x": (F32, [1, 2, 4, 4])}, ["y"], {"w": rand(3, 2, 1, 1)}), "activation_fusion"
+    )
+    assert m.opsets == {"": 17, "com.microsoft": 1}
