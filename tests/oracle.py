@@ -50,7 +50,7 @@ def node_model(
 
 
 def run_onnxlite(model: onnx.ModelProto, feeds: Mapping[str, Any]) -> list[Any]:
-    sess = onnxlite.InferenceSession(model.SerializeToString())
+    sess = onnxlite.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, dict(feeds))
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ..errors import EPFail
 from ..ir.graph import Graph
 from .base import ExecutionProvider
+from .cpu.registry import CUSTOM_KERNELS
 
 
 @dataclass
@@ -29,6 +30,10 @@ def partition(
     """Ask providers in priority order for groups of nodes; CPU takes the nodes nobody claims."""
     assigned: list[ExecutionProvider | None] = [None] * len(graph.nodes)
     groups: list[tuple[ExecutionProvider, list[int]]] = []
+    for i, node in enumerate(graph.nodes):
+        # A user's custom kernel (onnxlite.register_custom_op) wins over every provider.
+        if CUSTOM_KERNELS.has_op(node.domain, node.op_type) and cpu.supports(node, graph, opsets):
+            assigned[i] = cpu
     for ep in providers:
         if ep is cpu:
             continue
