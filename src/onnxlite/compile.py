@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidGraph, NotImplemented_, OnnxliteError
+from .errors import EPFail, InvalidGraph, NotImplemented_, OnnxliteError
 from .ir.functions import expand_functions
 from .ir.graph import Graph, Node
 from .ir.typecheck import check_node_types
@@ -169,6 +169,8 @@ class _Builder:
         except OnnxliteError:
             raise
         except Exception as e:
+            if ep is not ctx.cpu:
+                raise EPFail(f"{node.describe()}: {ep.name} failed to build its kernel: {e}") from e
             raise NotImplemented_(f"{node.describe()}: cannot build its {ep.name} kernel: {e}") from e
         names = list(node.inputs)
         if not implicit_names:

@@ -15,12 +15,12 @@ import onnx
 
 from . import profiling
 from .compile import BuildContext, compile_graph
-from .errors import InvalidArgument, OnnxliteError
+from .errors import EPFail, InvalidArgument, OnnxliteError
 from .iobinding import IOBinding
 from .ir.graph import Model, ValueInfo
 from .ir.load import load_model
-from .options import ExecutionMode, RunOptions, SessionOptions
 from .optimizer import optimize
+from .options import ExecutionMode, RunOptions, SessionOptions
 from .ortvalue import OrtValue
 from .parallel import ParallelExecutor
 from .plan import Plan
@@ -175,7 +175,7 @@ class InferenceSession:
         ctx = BuildContext(self._model.opsets, instances, cpu, allow_cpu_fallback=not fallback_off)
         try:
             self._plan: Plan = compile_graph(graph, ctx)
-        except OnnxliteError as e:
+        except EPFail as e:
             others = [ep for ep in instances if ep is not cpu]
             if fallback_off or not (self._fallback and others):
                 raise
