@@ -14,6 +14,7 @@ from onnxlite.providers.base import ExecutionProvider
 from onnxlite.providers.registry import KernelRegistry
 from tests.models.builders import mlp, mlp_reference
 
+
 def _unoptimized(so: ort.SessionOptions | None = None) -> ort.SessionOptions:
     """These tests follow the model's own nodes (MatMul, Add, ...): no fusions."""
     so = so or ort.SessionOptions()

@@ -147,3 +147,18 @@ def test_einsum_int_and_double():
     check_node("Einsum", {"a": a, "b": a}, {"equation": "ij,ij->i"})
     d = rand(2, 3, dtype=np.float64)
     check_node("Einsum", {"d": d}, {"equation": "ij->ji"})
+
+
+@pytest.mark.parametrize("k", [1, 255, 256, 257, 1000, 3072])
+def test_exact_int_matmul_is_exact_at_the_extremes(k):
+    from onnxlite.providers.cpu.kernels.linalg import exact_int_matmul
+
+    rng = np.random.default_rng(k)
+    a = rng.choice([-255, 255, 254, -1], size=(3, k)).astype(np.float64)
+    b = rng.choice([-255, 255, 253, 7], size=(k, 5)).astype(np.float64)
+    a[0] = 255  # worst case: every product +65025
+    b[:, 0] = 255
+    want = a.astype(np.int64) @ b.astype(np.int64)
+    got = exact_int_matmul(a, b)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got.astype(np.int64), want)

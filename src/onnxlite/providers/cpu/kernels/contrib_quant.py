@@ -15,6 +15,7 @@ from ...registry import NodeInfo
 from ..registry import kernel
 from .contrib_attention import attention_from_qkv
 from .conv import compute_dtype
+from .linalg import exact_int_matmul
 from .pool import average_pool
 from .quantize import dynamic_quantize_linear
 from .rnn import _activations, _clipper
@@ -148,7 +149,7 @@ def _col_param(v, n_cols):
 
 @kernel("MatMulIntegerToFloat", since=1, domain=MS)
 def matmul_integer_to_float(a, b, a_scale, b_scale, a_zero_point=None, b_zero_point=None, bias=None):
-    acc = np.matmul(_shift(a, a_zero_point, -1 if a.ndim else None), _shift(b, b_zero_point, -1))
+    acc = exact_int_matmul(_shift(a, a_zero_point, -1 if a.ndim else None), _shift(b, b_zero_point, -1))
     n = b.shape[-1]
     mult = np.asarray(a_scale, dtype=_F32) * _col_param(b_scale, n).astype(_F32)
     y = acc.astype(_F32) * mult
@@ -160,7 +161,7 @@ def matmul_integer_to_float(a, b, a_scale, b_scale, a_zero_point=None, b_zero_po
 @kernel("DynamicQuantizeMatMul", since=1, domain=MS)
 def dynamic_quantize_matmul(a, b, b_scale, b_zero_point=None, bias=None):
     aq, a_scale, a_zp = dynamic_quantize_linear(a.astype(_F32))
-    acc = np.matmul(_shift(aq, a_zp), _shift(b, b_zero_point, -1))
+    acc = exact_int_matmul(_shift(aq, a_zp), _shift(b, b_zero_point, -1))
     mult = _F32(a_scale) * _col_param(b_scale, b.shape[-1]).astype(_F32)
     y = acc.astype(_F32) * mult
     if bias is not None:
@@ -188,7 +189,7 @@ def qgemm(
     a = _shift(A, a_zero_point)
     n = B.shape[0] if transB else B.shape[1]
     b = _shift(B, b_zero_point, 0 if transB else 1)
-    acc = (a.T if transA else a) @ (b.T if transB else b)
+    acc = exact_int_matmul(a.T if transA else a, b.T if transB else b)
     if C is not None:
         acc += np.asarray(C).astype(np.float64)
     mult = _F32(a_scale) * _col_param(b_scale, n).astype(_F32) * _F32(alpha)
@@ -327,7 +328,7 @@ def qattention(
 ):
     if do_rotary:
         raise NotImplementedError("QAttention: do_rotary is not supported by the CPU kernel")
-    acc = np.matmul(_shift(input, input_zero_point), _shift(weight, weight_zero_point, -1))
+    acc = exact_int_matmul(_shift(input, input_zero_point), _shift(weight, weight_zero_point, -1))
     mult = _F32(input_scale) * _col_param(weight_scale, weight.shape[-1]).astype(_F32)
     qkv = acc.astype(_F32) * mult + bias.astype(_F32)
     return attention_from_qkv(
@@ -353,7 +354,7 @@ def _dyn_qgemm(x: np.ndarray, w_shifted: np.ndarray, w_scale) -> np.ndarray:
     """onnxruntime's quantized-weight GEMM: x is quantized per call to uint8 over its own range,
     multiplied exactly, and scaled back per output column."""
     xq, xs, xz = dynamic_quantize_linear(x.astype(_F32))
-    acc = _shift(xq, xz) @ w_shifted
+    acc = exact_int_matmul(_shift(xq, xz), w_shifted)
     return acc.astype(_F32) * (_F32(xs) * w_scale)
 
 
