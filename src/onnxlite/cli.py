@@ -2,6 +2,8 @@
 
 onnxlite run [MODEL] [--input FILE.npz] [--repeat N]   run a model, print outputs and latency
 onnxlite inspect MODEL [--providers A,B]             inputs, outputs, provider assignment
+onnxlite bench MODEL [-r N] [--compare onnxruntime]   latency percentiles, throughput, memory
+onnxlite quantize IN OUT --mode dynamic|static ...    INT8 quantization
 """
 
 from __future__ import annotations
@@ -117,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=20, help="timed runs after the first (default 20)"
     )
     run.set_defaults(fn=cmd_run)
+    from .tools.bench import add_bench_parser
     from .tools.inspect import add_inspect_parser
     from .tools.quantize import add_quantize_parser
 
+    add_bench_parser(sub)
     add_inspect_parser(sub)
     add_quantize_parser(sub)
     args = ap.parse_args(argv)
