@@ -9,6 +9,6 @@ python3 -m venv .venv
 # Frameworks for the model tests (torch exports, scikit-learn conversions); torch is pinned to
 # its 2.13.0 CPU build.
 .venv/bin/python -m pip install --quiet -r requirements-models.txt
-.venv/bin/ruff check src tests examples
+.venv/bin/ruff check src tests examples benchmarks
 .venv/bin/mypy
 .venv/bin/python -m pytest tests -rfE "$@"

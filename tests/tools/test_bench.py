@@ -127,8 +127,16 @@ def test_compare_reports_onnxruntime_unavailable(model_path: str, monkeypatch) -
 
 def test_profile_summary(model_path: str, tmp_path) -> None:
     prefix = str(tmp_path / "prof")
-    # level 0 keeps the model's own MatMul/Add/Relu (the optimizer would fuse them into FusedGemm)
-    settings = bench.Settings(repeat=3, warmup=1, profile=True, profile_prefix=prefix, opt_level=0)
+    # level 0 keeps the model's own MatMul/Add/Relu (the optimizer would fuse them into FusedGemm);
+    # the CPU provider alone, so that no op type carries another provider's tag ("MatMul [Dnnl]")
+    settings = bench.Settings(
+        repeat=3,
+        warmup=1,
+        profile=True,
+        profile_prefix=prefix,
+        opt_level=0,
+        providers=["CPUExecutionProvider"],
+    )
     r = bench.run_bench(model_path, settings)
     prof = r["runtimes"]["onnxlite"]["profile"]
     assert prof["file"].startswith(prefix)

@@ -291,7 +291,8 @@ def latency_stats(times_s: list[float]) -> dict[str, float]:
 
 
 def summarize_profile(path: str) -> dict[str, Any]:
-    """Per op type: calls and milliseconds per run, share of node time; and the loop overhead."""
+    """Per op type (and provider, when not the CPU one): calls and milliseconds per run, share of
+    kernel time; and the time of the runs spent outside kernels."""
     with open(path) as f:
         events = json.load(f)
     runs = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
@@ -301,7 +302,11 @@ def summarize_profile(path: str) -> dict[str, Any]:
     for e in events:
         if e.get("cat") != "Node" or not str(e.get("name", "")).endswith("_kernel_time"):
             continue
-        op = str(e.get("args", {}).get("op_name", "?"))
+        args = e.get("args", {})
+        op = str(args.get("op_name", "?"))
+        provider = str(args.get("provider", ""))
+        if provider and provider != "CPUExecutionProvider":  # e.g. "MatMul [Dnnl]"
+            op += f" [{provider.removesuffix('ExecutionProvider')}]"
         entry = by_op.setdefault(op, [0.0, 0.0])
         entry[0] += 1
         entry[1] += float(e.get("dur", 0))
