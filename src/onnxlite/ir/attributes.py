@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from onnx import AttributeProto, numpy_helper
+import numpy as np
+from onnx import AttributeProto, TensorProto, numpy_helper
 
 from ..types import np_dtype
 
 _A = AttributeProto
+_T = TensorProto
+# Element types whose raw bytes are exactly numpy's little-endian layout (no packing, no strings).
+RAW_DIRECT = frozenset(
+    {_T.FLOAT, _T.DOUBLE, _T.FLOAT16, _T.INT8, _T.UINT8, _T.INT16, _T.UINT16, _T.INT32, _T.UINT32,
+     _T.INT64, _T.UINT64, _T.BOOL}
+)
 
 
 def tensor_to_array(t: Any, base_dir: str | None = None) -> Any:
@@ -17,6 +24,10 @@ def tensor_to_array(t: Any, base_dir: str | None = None) -> Any:
         from onnx.external_data_helper import load_external_data_for_tensor
 
         load_external_data_for_tensor(t, base_dir or "")
+    if t.data_type in RAW_DIRECT and t.raw_data:
+        # One copy out of the protobuf, no second one: the runtime treats weights as read-only.
+        dt = np_dtype(t.data_type).newbyteorder("<")
+        return np.frombuffer(t.raw_data, dtype=dt).reshape(tuple(t.dims))
     arr = numpy_helper.to_array(t)
     if arr.dtype.kind in "SU" or t.data_type == 8:
         arr = _decode_strings(arr)
@@ -28,8 +39,6 @@ def tensor_to_array(t: Any, base_dir: str | None = None) -> Any:
 
 
 def _decode_strings(arr: Any) -> Any:
-    import numpy as np
-
     out = np.empty(arr.shape, dtype=object)
     flat = out.reshape(-1)
     for i, v in enumerate(arr.reshape(-1)):

@@ -103,28 +103,44 @@ class Model:
 
 
 def graph_from_proto(
-    g: onnx.GraphProto, base_dir: str | None, types: dict[str, TypeProto]
+    g: onnx.GraphProto,
+    base_dir: str | None,
+    types: dict[str, TypeProto],
+    weights: dict[str, Any] | None = None,
 ) -> Graph:
-    """Convert a GraphProto (recursively) into the IR, initializers as numpy arrays."""
+    """Convert a GraphProto (recursively) into the IR, initializers as numpy arrays.
+
+    ``weights`` are initializers already read as arrays (their protos carry no data).
+    """
     inits: dict[str, Any] = {}
     for t in g.initializer:
-        inits[t.name] = tensor_to_array(t, base_dir)
+        inits[t.name] = weights[t.name] if weights and t.name in weights else tensor_to_array(t, base_dir)
     for st in g.sparse_initializer:
         inits[st.values.name] = sparse_to_dense(st)
     value_info = dict(types)
     for vi in list(g.input) + list(g.output) + list(g.value_info):
-        if vi.HasField("type"):
-            value_info.setdefault(vi.name, vi.type)
+        tp = _own_type(vi) if vi.name not in value_info else None
+        if tp is not None:
+            value_info[vi.name] = tp
     nodes = [node_from_proto(n, base_dir, types, i) for i, n in enumerate(g.node)]
     return Graph(
         name=g.name,
         nodes=nodes,
-        inputs=[ValueInfo(v.name, v.type if v.HasField("type") else None) for v in g.input],
-        outputs=[ValueInfo(v.name, v.type if v.HasField("type") else None) for v in g.output],
+        inputs=[ValueInfo(v.name, _own_type(v)) for v in g.input],
+        outputs=[ValueInfo(v.name, _own_type(v)) for v in g.output],
         initializers=inits,
         value_info=value_info,
         doc=g.doc_string,
     )
+
+
+def _own_type(vi: onnx.ValueInfoProto) -> TypeProto | None:
+    """A copy of the value's type: a reference would keep the whole parsed model alive."""
+    if not vi.HasField("type"):
+        return None
+    tp = TypeProto()
+    tp.CopyFrom(vi.type)
+    return tp
 
 
 def node_from_proto(

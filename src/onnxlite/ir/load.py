@@ -3,37 +3,90 @@
 from __future__ import annotations
 
 import heapq
+import mmap
 import os
 from typing import Any
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 
 from ..errors import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
+from ..types import np_dtype
+from . import _wire
 from .graph import Graph, Model, graph_from_proto
 
 MIN_IR_VERSION = 3
 MIN_DEFAULT_OPSET = 1
+_SPLIT_SIZE = 32 << 20  # files from this size on are read weights-apart (see _wire)
 
 
-def read_model(source: Any) -> tuple[onnx.ModelProto, str | None]:
-    """Parse a model from a path, bytes or ModelProto; returns it with its folder (for external data)."""
+def read_model(source: Any) -> tuple[onnx.ModelProto, str | None, dict[str, np.ndarray]]:
+    """Parse a model from a path, bytes or ModelProto.
+
+    Returns it with its folder (for external data) and the main graph's large initializers when
+    they were read from the file directly into arrays (their ``raw_data`` is then left empty).
+    """
     if isinstance(source, onnx.ModelProto):
-        return source, None
+        return source, None, {}
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _parse(bytes(source), "<bytes>"), None
+        return _parse(bytes(source), "<bytes>"), None, {}
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.exists(path):
             raise NoSuchFile(f"Load model from {path} failed: file does not exist")
         if os.path.isdir(path):
             raise NoSuchFile(f"Load model from {path} failed: it is a directory, not a model file")
+        base_dir = os.path.dirname(os.path.abspath(path))
         with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size >= _SPLIT_SIZE:
+                split = _read_split(f, path)
+                if split is not None:
+                    return split[0], base_dir, split[1]
+                f.seek(0)
             data = f.read()
-        return _parse(data, path), os.path.dirname(os.path.abspath(path))
+        return _parse(data, path), base_dir, {}
     raise InvalidArgument(
         f"cannot load a model from {type(source).__name__}: pass a file path, bytes or onnx.ModelProto"
     )
+
+
+def _read_split(f: Any, where: str) -> tuple[onnx.ModelProto, dict[str, np.ndarray]] | None:
+    """Parse the model without its large weights, then read those straight into arrays.
+
+    None when the file is not laid out as expected; the caller then parses it whole, which
+    also gives the precise error for a broken file.
+    """
+    from .attributes import RAW_DIRECT
+
+    try:
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            structure, payloads = _wire.split(mm)
+    except (_wire.WireError, OSError, ValueError):
+        return None
+    proto = _parse(structure, where)
+    inits = proto.graph.initializer
+    weights: dict[str, np.ndarray] = {}
+    for p in payloads:
+        if p.index >= len(inits):
+            return None
+        t = inits[p.index]
+        f.seek(p.offset)
+        if t.data_type not in RAW_DIRECT or t.name in weights:
+            t.raw_data = f.read(p.length)  # packed or unusual types: the generic converter
+            continue
+        dtype = np_dtype(t.data_type).newbyteorder("<")
+        dims = tuple(int(d) for d in t.dims)
+        if int(np.prod(dims)) * dtype.itemsize != p.length:
+            raise InvalidGraph(
+                f"initializer {t.name!r}: {p.length} bytes of data for shape {list(dims)} of "
+                f"{onnx.TensorProto.DataType.Name(t.data_type)}; the model file is corrupt"
+            )
+        arr = np.empty(dims, dtype=dtype)
+        if f.readinto(memoryview(arr.reshape(-1)).cast("B")) != p.length:  # type: ignore[arg-type]
+            raise InvalidProtobuf(f"Load model from {where} failed: the file is truncated")
+        weights[t.name] = arr
+    return proto, weights
 
 
 def _parse(data: bytes, where: str) -> onnx.ModelProto:
@@ -85,10 +138,49 @@ def _check_external_data(m: onnx.ModelProto, base_dir: str | None) -> None:
             )
 
 
+_SMALL_INIT = 4096  # initializers up to this many elements keep their values for inference
+
+
+def _light_copy(m: onnx.ModelProto) -> onnx.ModelProto:
+    """The model without its large initializers, which become typed graph inputs.
+
+    Shape inference serializes the whole model; weights only matter to it through their types,
+    except small ones that shape arithmetic reads (Reshape targets, Slice bounds).
+    """
+    light = onnx.ModelProto()
+    light.ir_version = max(m.ir_version, 4)
+    light.opset_import.extend(m.opset_import)
+    light.functions.extend(m.functions)
+    src, g = m.graph, light.graph
+    g.name = src.name
+    g.node.extend(src.node)
+    g.input.extend(src.input)
+    g.output.extend(src.output)
+    g.value_info.extend(src.value_info)
+    g.sparse_initializer.extend(src.sparse_initializer)
+    declared = {vi.name for vi in src.input}
+    for t in src.initializer:
+        n = 1
+        for d in t.dims:
+            n *= d
+        if n <= _SMALL_INIT and t.data_location != onnx.TensorProto.EXTERNAL:
+            g.initializer.append(t)
+        elif t.name not in declared:
+            vi = g.input.add()
+            vi.name = t.name
+            vi.type.tensor_type.elem_type = t.data_type
+            shape = vi.type.tensor_type.shape
+            for d in t.dims:
+                shape.dim.add().dim_value = d
+            if not t.dims:
+                vi.type.tensor_type.shape.SetInParent()
+    return light
+
+
 def infer_types(m: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     """Value types from ONNX shape inference, where it succeeds (best effort)."""
     try:
-        inferred = onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False)
+        inferred = onnx.shape_inference.infer_shapes(_light_copy(m), check_type=False, strict_mode=False)
     except Exception:
         return {}
     out: dict[str, onnx.TypeProto] = {}
@@ -99,7 +191,7 @@ def infer_types(m: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
 
 def load_model(source: Any) -> Model:
     """Read, validate and convert a model to the IR."""
-    proto, base_dir = read_model(source)
+    proto, base_dir, weights = read_model(source)
     if proto.ir_version and proto.ir_version < MIN_IR_VERSION:
         raise InvalidGraph(
             f"model IR version {proto.ir_version} is below the supported minimum {MIN_IR_VERSION}"
@@ -130,9 +222,9 @@ def load_model(source: Any) -> Model:
             proto = inliner.inline_local_functions(proto)
         except Exception as e:
             raise InvalidGraph(f"cannot inline the model's local functions: {e}") from None
-    types = infer_types(proto) if proto.ByteSize() < 2**31 else {}
+    types = infer_types(proto)
     try:
-        graph = graph_from_proto(proto.graph, base_dir, types)
+        graph = graph_from_proto(proto.graph, base_dir, types, weights)
     except ValueError as e:
         raise InvalidGraph(str(e)) from None
     except Exception as e:
