@@ -1,4 +1,10 @@
-"""IOBinding: bind inputs and outputs of a session ahead of runs (onnxruntime.IOBinding)."""
+"""IOBinding: bind inputs and outputs of a session ahead of runs (onnxruntime.IOBinding).
+
+Inputs and outputs may live on a provider's device ('cuda'). A device input read only by that
+device's nodes is handed to them as is (the plan's host-to-device copy passes it through); an
+output bound to a device is fetched from before the plan's device-to-host copy, which then does
+not run. So values can stay on the GPU across runs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import InvalidArgument
-from .ortvalue import OrtValue
+from .ortvalue import _DEVICES, OrtValue, device_backend
 
 if TYPE_CHECKING:
     from .options import RunOptions
@@ -20,12 +26,19 @@ class IOBinding:
     def __init__(self, session: InferenceSession) -> None:
         self._session = session
         self._inputs: dict[str, Any] = {}
+        self._in_devices: dict[str, tuple[str, int]] = {}  # inputs bound on a device
         self._outputs: list[str] = []
         self._out_targets: dict[str, OrtValue | None] = {}
+        self._out_devices: dict[str, tuple[str, int]] = {}  # outputs wanted on a device
         self._results: list[OrtValue] = []
 
     def bind_cpu_input(self, name: str, arr_on_cpu: Any) -> None:
+        self._in_devices.pop(name, None)
         self._inputs[name] = np.asarray(arr_on_cpu)
+
+    def _bind_device_input(self, name: str, dev: str, device_id: int, value: Any) -> None:
+        self._inputs[name] = value
+        self._in_devices[name] = (dev, int(device_id))
 
     def bind_input(
         self,
@@ -36,18 +49,31 @@ class IOBinding:
         shape: Any,
         buffer_ptr: Any,
     ) -> None:
-        if str(device_type).lower() != "cpu":
-            raise InvalidArgument(
-                f"bind_input: device {device_type!r} is not available; bind a CPU array"
-            )
+        dev = str(device_type).lower()
+        if dev != "cpu":
+            if dev not in _DEVICES:
+                raise InvalidArgument(f"bind_input: device {device_type!r} is not available")
+            be = device_backend(dev, device_id)
+            with be.context():
+                if isinstance(buffer_ptr, int):  # a raw device pointer (a torch or CuPy tensor's)
+                    value = be.wrap_pointer(buffer_ptr, tuple(shape), np.dtype(element_type))
+                else:
+                    value = be.xp.asarray(buffer_ptr, dtype=element_type).reshape(shape)
+            self._bind_device_input(name, dev, device_id, value)
+            return
         if isinstance(buffer_ptr, int):
             raise InvalidArgument(
                 "bind_input: raw pointers are not supported on CPU; use bind_cpu_input"
             )
         arr = np.asarray(buffer_ptr, dtype=element_type).reshape(shape)
-        self._inputs[name] = arr
+        self.bind_cpu_input(name, arr)
 
     def bind_ortvalue_input(self, name: str, ortvalue: OrtValue) -> None:
+        dev = ortvalue.device_name()
+        if dev != "cpu":
+            self._bind_device_input(name, dev, ortvalue.device_id(), ortvalue.value())
+            return
+        self._in_devices.pop(name, None)
         self._inputs[name] = ortvalue.value()
 
     def bind_output(
@@ -59,43 +85,120 @@ class IOBinding:
         shape: Any = None,
         buffer_ptr: Any = None,
     ) -> None:
-        if str(device_type).lower() != "cpu":
+        dev = str(device_type).lower()
+        if dev not in _DEVICES:
             raise InvalidArgument(f"bind_output: device {device_type!r} is not available")
+        if dev != "cpu":
+            device_backend(dev, device_id)  # fails now, naming what is missing, not at run
+            self._out_devices[name] = (dev, int(device_id))
+        else:
+            self._out_devices.pop(name, None)
         self._outputs.append(name)
         self._out_targets[name] = None
 
     def bind_ortvalue_output(self, name: str, ortvalue: OrtValue) -> None:
+        dev = ortvalue.device_name()
+        if dev != "cpu":
+            self._out_devices[name] = (dev, ortvalue.device_id())
+        else:
+            self._out_devices.pop(name, None)
         self._outputs.append(name)
         self._out_targets[name] = ortvalue
 
     def _run(self, run_options: RunOptions | None) -> None:
         names = self._outputs or [o.name for o in self._session.get_outputs()]
-        values = self._session.run(names, self._inputs, run_options)
+        if self._in_devices or any(n in self._out_devices for n in names):
+            values = self._run_on_devices(names, run_options)
+        else:
+            values = self._session.run(names, self._inputs, run_options)
         results = []
         for n, v in zip(names, values):
             target = self._out_targets.get(n)
-            if target is not None and target.is_tensor() and np.shape(v) == tuple(target.shape()):
+            dev, dev_id = self._out_devices.get(n, ("cpu", 0))
+            if target is not None and target.is_tensor() and tuple(v.shape) == tuple(target.shape()):
                 target.update_inplace(v)
                 results.append(target)
             else:
-                results.append(OrtValue(v))
+                results.append(OrtValue(v, dev, dev_id))
         self._results = results
+
+    def _run_on_devices(self, names: list[str], run_options: RunOptions | None) -> list[Any]:
+        """A run whose bound device inputs and outputs skip the plan's copies where they can."""
+        from .providers import provider_classes
+        from .session import _output
+
+        sess = self._session
+        plan = sess._plan
+        feed = dict(self._inputs)
+        for n in self._in_devices:  # validated (dtype, shape) through a host stand-in
+            v = self._inputs[n]
+            feed[n] = np.lib.stride_tricks.as_strided(
+                np.zeros(1, v.dtype), tuple(v.shape), (0,) * v.ndim, writeable=False
+            )
+        vals, _ = sess._prepare(names, feed)
+        classes = provider_classes()
+        for n, (dev, dev_id) in self._in_devices.items():
+            slot = plan.slots[n]
+            readers = [st for st in plan.steps if slot in st.ins]
+            direct = all(
+                st.node.op_type == "MemcpyFromHost"
+                and getattr(classes.get(st.provider), "device", None) == dev
+                for st in readers
+            )
+            v = self._inputs[n]
+            vals[slot] = v if direct else device_backend(dev, dev_id).to_host(v)
+        fetch = []
+        for n in names:
+            s = plan.slots[n]
+            if n in self._out_devices:
+                copy = [st for st in plan.steps if st.outs == (s,) and st.node.op_type == "MemcpyToHost"]
+                if copy:
+                    s = copy[0].ins[0]
+            fetch.append(s)
+        variant = plan.variant(tuple(fetch))
+        with sess._blas_limit():
+            if sess._profiler is not None:
+                results = sess._profiler.run(plan, vals, variant)
+            elif sess._executor is not None:
+                results = sess._executor.execute(plan, vals, variant, run_options)
+            else:
+                results = plan.execute(vals, variant, run_options)
+        out = []
+        for n, v in zip(names, results):
+            if n in self._out_devices:
+                dev, dev_id = self._out_devices[n]
+                be = device_backend(dev, dev_id)
+                if not isinstance(v, be.dev_type):  # produced on the host: copied to the device
+                    with be.context():
+                        v = be.xp.asarray(v)
+                out.append(v)
+            else:
+                out.append(_output(v))
+        return out
 
     def get_outputs(self) -> list[OrtValue]:
         return list(self._results)
 
     def copy_outputs_to_cpu(self) -> list[Any]:
-        return [r.value() for r in self._results]
+        return [r.numpy() if r.device_name() != "cpu" else r.value() for r in self._results]
 
     def synchronize_inputs(self) -> None:
-        """CPU values need no synchronisation."""
+        self._synchronize(self._in_devices.values())
 
     def synchronize_outputs(self) -> None:
-        """CPU values need no synchronisation."""
+        self._synchronize(self._out_devices.values())
+
+    @staticmethod
+    def _synchronize(devices: Any) -> None:
+        """Wait for the devices' queued work (CPU values need none)."""
+        for dev, dev_id in set(devices):
+            device_backend(dev, dev_id).synchronize()
 
     def clear_binding_inputs(self) -> None:
         self._inputs.clear()
+        self._in_devices.clear()
 
     def clear_binding_outputs(self) -> None:
         self._outputs.clear()
         self._out_targets.clear()
+        self._out_devices.clear()

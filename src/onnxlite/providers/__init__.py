@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import ExecutionProvider
 from .cpu.provider import CPUExecutionProvider
+from .cuda.provider import CUDAExecutionProvider
 from .dnnl.provider import DnnlExecutionProvider
 
 # Every provider name onnxruntime knows (get_all_providers), in its priority order.
@@ -34,6 +35,7 @@ ALL_PROVIDER_NAMES = [
 
 # Providers onnxlite implements, by name; third-party ones join from the entry-point group.
 PROVIDER_CLASSES: dict[str, type[ExecutionProvider]] = {
+    "CUDAExecutionProvider": CUDAExecutionProvider,
     "DnnlExecutionProvider": DnnlExecutionProvider,
     "CPUExecutionProvider": CPUExecutionProvider,
 }
