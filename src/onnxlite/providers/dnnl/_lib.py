@@ -200,12 +200,39 @@ _SIGS: dict[str, tuple[Any, list[Any]]] = {
 }
 
 
+_WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+
+def _open_passive(path: str) -> ctypes.CDLL:
+    """Open libdnnl so that the libgomp it loads lets idle threads sleep (OMP_WAIT_POLICY=PASSIVE).
+
+    libgomp reads its wait policy once, when it is loaded. Its default spins idle threads; on a
+    machine where other thread pools (numpy's OpenBLAS, onnxruntime, other processes) compete
+    for the cores, a spinning or preempted OpenMP thread stalls every barrier of oneDNN's static
+    work split: runs became 5 to 30 times slower, while sleeping threads cost a wake-up per
+    parallel region. A setting of the user's (either variable) or a libgomp loaded before is
+    left alone, and the variable is only set for the time of the load.
+    """
+    if any(v in os.environ for v in _WAIT_VARS):
+        return ctypes.CDLL(path)
+    try:
+        ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
+        return ctypes.CDLL(path)  # already initialised: too late to choose
+    except OSError:
+        pass
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        return ctypes.CDLL(path)
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+
+
 class _Lib:
     """The loaded library: C functions as attributes, the CPU engine, per-thread streams."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.dll = ctypes.CDLL(path)
+        self.dll = _open_passive(path)
         for name, (res, args) in _SIGS.items():
             fn = getattr(self.dll, name)
             fn.restype = res

@@ -34,8 +34,8 @@ from ...errors import InvalidArgument
 from ...ir.graph import Graph, Node
 from ..base import ExecutionProvider, schema_version
 from ..registry import NodeInfo
+from . import _dynq, _qdq
 from . import _lib as L
-from . import _qdq
 from ._conv import ACTIVATIONS, ConvKernel, fused_activation
 from ._int8 import IntConvKernel, IntMatMulKernel
 from ._ops import (
@@ -170,20 +170,37 @@ class DnnlExecutionProvider(ExecutionProvider):
             for j in (group.x_dq, group.w_dq, group.q):
                 plans[j] = _NodePlan(passthrough=True)
                 mine.append(j)
+        for i in list(mine):
+            chain = _dynq.match(graph, i, cand, consumers, escaping)
+            if chain is None:
+                continue
+            kernels = _dynq.chain_kernels(chain, graph)
+            for j, fn in kernels.items():
+                plans[j] = _NodePlan(extra={"fn": fn})
+                if j not in mine:
+                    mine.append(j)
         mine.sort()
         claimed = {id(graph.nodes[i]) for i in mine}
+        stable = set(graph.initializers)
+        for j in candidates:
+            value = _constant_of_shape(graph, graph.nodes[j], consumers, claimed, escaping)
+            if value is not None:
+                plans[j] = _NodePlan(extra={"constant": value})
+                mine.append(j)
+                stable.add(graph.nodes[j].outputs[0])
+        mine.sort()
         for i in mine:
             node = graph.nodes[i]
             if node.op_type == "MatMul":
                 plans[i].extra["packed"] = _rank(graph, node.inputs[1]) == 2
             if node.op_type in ("MatMul", "Gemm", "FusedGemm"):
                 # Weights computed at run time are read in place rather than reordered per run.
-                plans[i].extra["const_w"] = node.inputs[1] in graph.initializers
+                plans[i].extra["const_w"] = node.inputs[1] in stable
         for i in mine:
             node = graph.nodes[i]
             if node.op_type not in _FUSABLE_INTO or node.domain not in ("", "ai.onnx"):
                 continue
-            if plans[i].passthrough or "qdq" in plans[i].extra:
+            if plans[i].passthrough or "qdq" in plans[i].extra or "fn" in plans[i].extra:
                 continue
             out = node.outputs[0]
             users = consumers.get(out, [])
@@ -219,11 +236,51 @@ class DnnlExecutionProvider(ExecutionProvider):
         plan = self._plans.get(id(node), _NodePlan())
         if plan.passthrough:
             return identity
+        if "fn" in plan.extra:
+            return plan.extra["fn"]
+        if "constant" in plan.extra:
+            value = plan.extra["constant"]
+            return lambda *unused: value
         group = plan.extra.get("qdq")
         if group is not None:
             return _build_qdq(info, group)
         build = _BUILDERS[(info.domain, node.op_type)]
         return build(info, plan)
+
+
+# Inputs that a kernel packs once per weights object (see ConvKernel, MatMulKernel).
+_PACKED_INPUT = {("Conv", 1), ("FusedConv", 1), ("Gemm", 1), ("FusedGemm", 1), ("MatMul", 1)}
+
+
+def _constant_of_shape(
+    graph: Graph, node: Node, consumers: dict[str, list[Node]], claimed: set[int], escaping: set[str]
+) -> np.ndarray | None:
+    """The value of a ConstantOfShape of a constant shape whose users are all claimed, or None.
+
+    Such a node (weights of onnx's "light" models, left unfolded to keep the model small in
+    memory) is computed once: the same read-only object every run lets the consumers' weight
+    packing happen once. Where every user packs it, it is a zero-copy broadcast view.
+    """
+    if node.op_type != "ConstantOfShape" or node.domain not in ("", "ai.onnx") or not node.outputs:
+        return None
+    out = node.outputs[0]
+    shape = _const(graph, node.inputs[0]) if node.inputs else None
+    users = consumers.get(out, [])
+    if shape is None or shape.ndim != 1 or np.any(shape < 0) or out in escaping or not users:
+        return None
+    if not all(id(u) in claimed for u in users):
+        return None
+    value = node.attrs.get("value")
+    v = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)[:1]
+    if v.dtype != np.float32 or v.size != 1:
+        return None
+    dims = tuple(int(d) for d in shape)
+    packed = all((u.op_type, k) in _PACKED_INPUT for u in users for k, n in enumerate(u.inputs) if n == out)
+    if packed:
+        return np.broadcast_to(v[0], dims)
+    arr = np.full(dims, v[0], np.float32)
+    arr.setflags(write=False)
+    return arr
 
 
 def _connected_groups(graph: Graph, mine: list[int], producer: dict[str, int]) -> list[list[int]]:
@@ -478,6 +535,7 @@ _CHECKS: dict[tuple[str, str], Callable[[Node, Graph, int], bool]] = {
     ("", "ConvInteger"): _int_conv_ok,
     ("", "QLinearMatMul"): _int_matmul_ok,
     ("", "MatMulInteger"): _int_matmul_ok,
+    ("", "DynamicQuantizeLinear"): lambda node, graph, version: _elem(graph, node.inputs[0]) == FLOAT,
 }
 
 
@@ -735,4 +793,5 @@ _BUILDERS: dict[tuple[str, str], Callable[[NodeInfo, _NodePlan], Callable[..., A
     ("", "ConvInteger"): _build_int_conv,
     ("", "QLinearMatMul"): _build_int_matmul,
     ("", "MatMulInteger"): _build_int_matmul,
+    ("", "DynamicQuantizeLinear"): lambda info, plan: _dynq.DynamicQuantizeKernel(),
 }
