@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -27,7 +28,7 @@ from .plan import Plan
 from .providers import available_providers, known_provider_names, provider_classes
 from .providers.base import ExecutionProvider
 from .providers.cpu.provider import CPUExecutionProvider
-from .threads import blas_limiter
+from .threads import RunThreads
 from .types import np_dtype, type_shape, type_string
 
 log = logging.getLogger("onnxlite")
@@ -201,7 +202,7 @@ class InferenceSession:
         self._executor = None
         if so.execution_mode == ExecutionMode.ORT_PARALLEL:
             self._executor = ParallelExecutor(so.inter_op_num_threads or os.cpu_count() or 1)
-        self._blas_limit = blas_limiter(so.intra_op_num_threads)
+        self._blas_limit = functools.partial(RunThreads, so.intra_op_num_threads)
         if so.log_severity_level == 0:
             counts: dict[str, int] = {}
             for st in self._plan.steps:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from onnx import helper
 
 from .helpers import F32, I64, check_same, make_model, ops, rand, run, to_proto
@@ -108,16 +109,19 @@ def test_graph_outputs_random_ops_and_overridable_initializers_stay() -> None:
     assert changed == [] and ops(m) == ["Add", "RandomNormal", "Add", "Mul", "Add"]
 
 
-def test_large_constant_of_shape_is_not_materialized() -> None:
+@pytest.mark.parametrize(("shape", "folded"), [([1024, 1024], True), ([1 << 14, 1 << 13], False)])
+def test_constant_of_shape_weights_fold_up_to_the_weight_limit(shape: list[int], folded: bool) -> None:
     nodes = [
         mk("ConstantOfShape", ["shape"], ["big"], value=helper.make_tensor("v", 1, [1], [0.5])),
         mk("ReduceSum", ["big"], ["s"], keepdims=0),
         mk("Add", ["x", "s"], ["y"]),
     ]
-    proto = make_model(nodes, {"x": (F32, [1])}, ["y"], {"shape": np.array([1024, 1024], dtype=I64)})
+    proto = make_model(nodes, {"x": (F32, [1])}, ["y"], {"shape": np.array(shape, dtype=I64)})
     m, _ = run(proto, "constant_folding")
-    assert ops(m) == ["ConstantOfShape", "ReduceSum", "Add"]
-    assert "big" not in m.graph.initializers
+    assert ops(m) == (["Add"] if folded else ["ConstantOfShape", "ReduceSum", "Add"])
+    if folded:  # the whole weight branch became one value
+        (s,) = [v for v in m.graph.initializers.values() if v.shape == ()]
+        assert s == 0.5 * 1024 * 1024
 
 
 def test_legacy_ir3_lists_new_initializers_as_inputs() -> None:

@@ -6,8 +6,9 @@ and a ``Where`` whose condition folded to all-true or all-false. Values are comp
 onnxlite's own CPU kernels, so a folded value is exactly what the unoptimized model computes.
 
 Never folded: random ops, ops with subgraphs, ops outside the ONNX domain, nodes producing a
-graph output (its name must stay a node output), and results much larger than their inputs
-(``ConstantOfShape`` of a weight-sized shape stays a node rather than becoming an initializer).
+graph output (its name must stay a node output), and results much larger than their inputs,
+except ``ConstantOfShape``: models ship weights that way to stay small, and running it on every
+call costs more than keeping the weights (onnxruntime folds it too), up to WEIGHT_LIMIT elements.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .base import PassContext
 
 # A folded output may grow up to this many elements beyond the size of the inputs it replaces.
 FOLD_LIMIT = 1 << 16
+WEIGHT_LIMIT = 1 << 26  # ConstantOfShape outputs up to 256 MiB of float32
 
 _SHAPE_OPS = frozenset(
     {"Shape", "Size", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Cast", "Identity"}
@@ -114,7 +116,7 @@ class ConstantFolding:
             stored += _stored_size(name, v, idx)
         if not inputs:
             return None  # input-free ops other than Constant are random or custom
-        limit = max(stored, FOLD_LIMIT)
+        limit = max(stored, WEIGHT_LIMIT if node.op_type == "ConstantOfShape" else FOLD_LIMIT)
         for o in node.outputs:
             shape = idx.static_shape(o) if o else None
             if shape is not None and math.prod(shape) > limit:

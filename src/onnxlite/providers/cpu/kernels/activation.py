@@ -14,7 +14,8 @@ import ml_dtypes
 import numpy as np
 
 from ..registry import kernel
-from .elementwise import erf
+from ..workers import for_rows
+from .elementwise import F32_BLOCK, erf, erf_f64_block
 
 _F32 = np.dtype(np.float32)
 _BF16 = np.dtype(ml_dtypes.bfloat16)
@@ -211,8 +212,54 @@ _SQRT_HALF = math.sqrt(0.5)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
+def gelu_f32(x: np.ndarray, bias: np.ndarray | None = None, approximate: str = "none") -> np.ndarray:
+    """Gelu of a float32 array (plus a bias along its last axis), in cache-sized blocks."""
+    cols = x.shape[-1] if x.ndim else 1
+    x2 = x.reshape(-1, cols)
+    out = np.empty(x2.shape, _F32)
+    b = None if bias is None else bias.astype(_F32, copy=False).reshape(-1)
+    step = max(1, F32_BLOCK // max(cols, 1))
+
+    def rows(r0: int, r1: int) -> None:
+        v = np.empty((step, cols), _F32)
+        z, t, q = (np.empty((step, cols)) for _ in range(3))
+        for s in range(r0, r1, step):
+            e = min(s + step, r1)
+            m = e - s
+            vv, o = v[:m], out[s:e]
+            if b is None:
+                vv[...] = x2[s:e]
+            else:
+                np.add(x2[s:e], b, out=vv)
+            if approximate == "tanh":
+                np.multiply(vv, vv, out=o)
+                o *= 0.044715
+                o += 1
+                o *= vv
+                o *= _SQRT_2_OVER_PI
+                np.tanh(o, out=o)
+                o += 1
+                o *= vv
+                o *= 0.5
+            else:
+                # 1 + erf in float64: in float32 it cancels for large negative inputs
+                zz = z[:m]
+                np.multiply(vv, _SQRT_HALF, out=zz)
+                erf_f64_block(zz, t[:m], q[:m])
+                zz += 1
+                zz *= vv
+                np.multiply(zz, 0.5, out=o)
+
+    for_rows(x2.shape[0], cols, rows)
+    return out.reshape(x.shape)
+
+
 @kernel("Gelu", since=20)
 def gelu(x, *, approximate="none"):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"Gelu approximate must be 'none' or 'tanh', got {approximate!r}")
+    if x.dtype == _F32 and x.size:
+        return gelu_f32(x, None, approximate)
     xf = _up(x)
     if approximate == "tanh":
         y = np.multiply(xf, xf, out=_new(xf))

@@ -18,6 +18,7 @@ from .activation import (
     celu,
     elu,
     gelu,
+    gelu_f32,
     hard_sigmoid,
     hard_swish,
     leaky_relu,
@@ -53,7 +54,10 @@ def _param_softplus(x, alpha, beta):
 
 
 def _activation(name: str, alpha=None, beta=None, gamma=None):
-    """The elementwise function of a fused activation; ONNX defaults where a parameter is absent."""
+    """The elementwise function of a fused activation; ONNX defaults where a parameter is absent.
+
+    It may overwrite its argument: the fused kernels pass it their own fresh result.
+    """
 
     def p(v, default):
         return default if v is None else float(v)
@@ -61,7 +65,7 @@ def _activation(name: str, alpha=None, beta=None, gamma=None):
     table = {
         "": lambda x: x,
         "Identity": lambda x: x,
-        "Relu": relu,
+        "Relu": lambda x: np.maximum(x, 0, out=x) if x.dtype.kind == "f" else relu(x),
         "Tanh": tanh,
         "Sigmoid": sigmoid,
         "HardSwish": hard_swish,
@@ -77,7 +81,9 @@ def _activation(name: str, alpha=None, beta=None, gamma=None):
         ),
         "ScaledTanh": lambda x: _scaled_tanh(x, p(alpha, 1.0), p(beta, 1.0)),
         "ParametricSoftplus": lambda x: _param_softplus(x, p(alpha, 1.0), p(beta, 1.0)),
-        "Clip": lambda x: np.clip(x, x.dtype.type(p(alpha, -np.inf)), x.dtype.type(p(beta, np.inf))),
+        "Clip": lambda x: np.clip(
+            x, x.dtype.type(p(alpha, -np.inf)), x.dtype.type(p(beta, np.inf)), out=x if x.dtype.kind == "f" else None
+        ),
     }
     if name not in table:
         raise ValueError(f"unsupported fused activation {name!r}")
@@ -180,11 +186,16 @@ def ms_gelu(x):
 
 @kernel("BiasGelu", since=1, domain=MS)
 def bias_gelu(a, b):
+    if a.dtype == np.float32 and a.size and b.ndim == 1 and a.shape[-1] == b.shape[0]:
+        return gelu_f32(a, b, "none")
     return gelu(_add_bias(a, b), approximate="none")
 
 
 @kernel("FastGelu", since=1, domain=MS)
 def fast_gelu(x, bias=None):
+    plain_bias = bias is None or (bias.ndim == 1 and x.shape[-1] == bias.shape[0])
+    if x.dtype == np.float32 and x.size and plain_bias:
+        return gelu_f32(x, bias, "tanh")
     return gelu(_add_bias(x, bias), approximate="tanh")
 
 

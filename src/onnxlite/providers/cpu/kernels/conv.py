@@ -18,6 +18,7 @@ import ml_dtypes
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import blas
 from ..registry import kernel
 
 # Types numpy has no BLAS for: computed in float32 and cast back.
@@ -169,7 +170,7 @@ def _gemm_patches(xp, wm, group, k, s, d, out) -> np.ndarray:
     n, c = xp.shape[:2]
     cols = _im2col(xp, k, s, d, out)  # (N, C*K, L)
     if group == 1:
-        return np.matmul(wm, cols)
+        return blas.matmul(wm, cols)
     y = np.matmul(wm, cols.reshape(n, group, c // group * math.prod(k), -1))
     return y.reshape(n, wm.shape[0] * wm.shape[1], -1)
 

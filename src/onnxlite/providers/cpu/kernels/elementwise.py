@@ -210,7 +210,6 @@ _ERF_B_Q = (
     -0.0037556714452775487,
 )  # fmt: skip
 _ERF_B_LO, _ERF_B_HI = 1.0 / 6.5, 0.5
-_ERF_CHUNK = 65536  # float64 temporaries of this many elements stay in cache
 
 
 def _horner(coefs: tuple[float, ...], t: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -238,23 +237,39 @@ def _erf_f64(x: np.ndarray) -> np.ndarray:
     return out
 
 
+F32_BLOCK = 8192  # float64 temporaries of this many elements stay in L1/L2
+
+
+def erf_f64_block(z: np.ndarray, t: np.ndarray, q: np.ndarray) -> None:
+    """z <- erf(z) for a float64 block of float32-range inputs (< 1e-9 relative error).
+
+    ``t`` and ``q`` are scratch blocks of z's shape.
+    """
+    np.clip(z, -4.0, 4.0, out=z)
+    np.multiply(z, z, out=t)
+    _horner(_ERF_F32_Q, t, q)
+    z /= q
+    _horner(_ERF_F32_P, t, q)
+    z *= q
+
+
 def _erf_low(x: np.ndarray) -> np.ndarray:
-    """erf for float32 and narrower: float64 evaluation in cache-sized chunks, < 1e-7 abs error."""
+    """erf for float32 and narrower: float64 evaluation in cache-sized blocks, < 1e-7 abs error."""
+    from ..workers import for_rows
+
     flat = x.reshape(-1)
     out = np.empty(flat.shape, x.dtype)
-    n = min(flat.size, _ERF_CHUNK)
-    xb, tb, pb, qb = (np.empty(n) for _ in range(4))
-    for s in range(0, flat.size, _ERF_CHUNK):
-        m = min(_ERF_CHUNK, flat.size - s)
-        xv, tv, pv, qv = xb[:m], tb[:m], pb[:m], qb[:m]
-        xv[...] = flat[s : s + m]
-        np.clip(xv, -4.0, 4.0, out=xv)
-        np.multiply(xv, xv, out=tv)
-        _horner(_ERF_F32_P, tv, pv)
-        _horner(_ERF_F32_Q, tv, qv)
-        pv *= xv
-        pv /= qv
-        out[s : s + m] = pv
+
+    def rows(r0: int, r1: int) -> None:
+        z, t, q = (np.empty(F32_BLOCK) for _ in range(3))
+        for s in range(r0 * F32_BLOCK, min(r1 * F32_BLOCK, flat.size), F32_BLOCK):
+            m = min(F32_BLOCK, flat.size - s)
+            zz = z[:m]
+            zz[...] = flat[s : s + m]
+            erf_f64_block(zz, t[:m], q[:m])
+            out[s : s + m] = zz
+
+    for_rows(-(-flat.size // F32_BLOCK), F32_BLOCK, rows)
     return out.reshape(x.shape)
 
 

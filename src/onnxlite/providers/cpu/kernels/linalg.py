@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import blas
 from ..registry import kernel
 from .conv import compute_dtype, requantize
 
@@ -15,7 +16,7 @@ from .conv import compute_dtype, requantize
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ct = np.result_type(compute_dtype(a.dtype), compute_dtype(b.dtype))
     out = np.result_type(a.dtype, b.dtype)
-    return np.matmul(a.astype(ct, copy=False), b.astype(ct, copy=False)).astype(out, copy=False)
+    return blas.matmul(a.astype(ct, copy=False), b.astype(ct, copy=False)).astype(out, copy=False)
 
 
 @kernel("MatMul", since=1)
@@ -30,7 +31,7 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=1.0, broadcast=0, transA=0, transB=0):
     ct = compute_dtype(dt)
     aa = a.astype(ct, copy=False)
     bb = b.astype(ct, copy=False)
-    y = np.matmul(aa.T if transA else aa, bb.T if transB else bb)
+    y = blas.matmul(aa.T if transA else aa, bb.T if transB else bb)
     if ct.kind in "iu":
         # integer Gemm: scale in float64, truncate like onnxruntime's casts
         yf = y.astype(np.float64) * alpha
