@@ -61,6 +61,8 @@ def describe_values(values: Sequence[Any]) -> str:
             parts.append("None")
         elif isinstance(v, list):
             parts.append(f"sequence[{len(v)}]")
+        elif hasattr(v, "dtype") and hasattr(v, "shape"):  # numpy or device arrays, no copy
+            parts.append(f"{v.dtype}{list(v.shape)}")
         else:
             a = np.asarray(v)
             parts.append(f"{a.dtype}{list(a.shape)}")
@@ -141,7 +143,11 @@ class Plan:
             for pos, (fn, ins, outs, free) in enumerate(steps):  # noqa: B007
                 if terminate is not None and terminate.terminate:
                     raise Terminated("Exiting due to terminate flag being set to true.")
-                store(vals, outs, fn(*[vals[i] for i in ins]))
+                res = fn(*[vals[i] for i in ins])
+                if len(outs) == 1:  # inlined store(): this loop is the per-node overhead
+                    vals[outs[0]] = res[0] if type(res) is tuple else res
+                else:
+                    store(vals, outs, res)
                 for f in free:
                     vals[f] = None
         except Terminated:

@@ -11,21 +11,45 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from .providers.cpu import workers
 
+_OPENBLAS_NAMES = (
+    ("openblas_get_num_threads", "openblas_set_num_threads"),
+    ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+    ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+    ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+)
+
 
 @functools.lru_cache(maxsize=1)
-def _blas_libs() -> tuple[Any, ...]:
-    """threadpoolctl's controllers of the BLAS libraries numpy loaded (set_num_threads is cheap)."""
+def _blas_libs() -> tuple[tuple[Callable[[], int], Callable[[int], Any]], ...]:
+    """(get, set) thread-count functions of the BLAS libraries numpy loaded.
+
+    OpenBLAS's own entry points where found (a run calls them twice: they must be cheap),
+    threadpoolctl's controllers otherwise.
+    """
     try:
         from threadpoolctl import ThreadpoolController
 
-        return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+        libs = ThreadpoolController().select(user_api="blas").lib_controllers
     except Exception:  # an unknown BLAS: leave it alone
         return ()
+    out = []
+    for lib in libs:
+        dynlib = getattr(lib, "dynlib", None)
+        pair = None
+        if getattr(lib, "internal_api", "") == "openblas" and getattr(lib, "threading_layer", "") != "openmp":
+            for get_name, set_name in _OPENBLAS_NAMES:
+                g, s = getattr(dynlib, get_name, None), getattr(dynlib, set_name, None)
+                if g is not None and s is not None:
+                    pair = (g, s)
+                    break
+        out.append(pair or (lib.get_num_threads, lib.set_num_threads))
+    return tuple(out)
 
 
 def usable_cores() -> int:
@@ -46,11 +70,11 @@ class RunThreads:
 
     def __enter__(self) -> RunThreads:
         self._saved = []
-        for lib in _blas_libs():
-            n = lib.get_num_threads()
+        for get, set_ in _blas_libs():
+            n = get()
             if n != 1:
-                lib.set_num_threads(1)
-                self._saved.append((lib, n))
+                set_(1)
+                self._saved.append((set_, n))
         self._prev_workers = workers.set_workers(self.threads)
         return self
 
@@ -58,5 +82,5 @@ class RunThreads:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         workers.set_workers(self._prev_workers)
-        for lib, n in self._saved:
-            lib.set_num_threads(n)
+        for set_, n in self._saved:
+            set_(n)

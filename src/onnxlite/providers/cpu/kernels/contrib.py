@@ -34,7 +34,7 @@ from .activation import (
 from .attention import rotary_embedding as _rotary_onnx
 from .conv import compute_dtype, conv
 from .indexing import gather_nd
-from .linalg import gemm
+from .linalg import f32_gemm, gemm, gemm_fn
 from .normalization import layer_normalization
 from .tensor import trilu
 
@@ -53,6 +53,10 @@ def _param_softplus(x, alpha, beta):
     return (alpha * softplus(xc * xc.dtype.type(beta))).astype(x.dtype)
 
 
+def _relu_inplace(x):
+    return np.maximum(x, 0, out=x) if x.dtype.kind == "f" else relu(x)
+
+
 def _activation(name: str, alpha=None, beta=None, gamma=None):
     """The elementwise function of a fused activation; ONNX defaults where a parameter is absent.
 
@@ -65,7 +69,7 @@ def _activation(name: str, alpha=None, beta=None, gamma=None):
     table = {
         "": lambda x: x,
         "Identity": lambda x: x,
-        "Relu": lambda x: np.maximum(x, 0, out=x) if x.dtype.kind == "f" else relu(x),
+        "Relu": _relu_inplace,
         "Tanh": tanh,
         "Sigmoid": sigmoid,
         "HardSwish": hard_swish,
@@ -82,7 +86,10 @@ def _activation(name: str, alpha=None, beta=None, gamma=None):
         "ScaledTanh": lambda x: _scaled_tanh(x, p(alpha, 1.0), p(beta, 1.0)),
         "ParametricSoftplus": lambda x: _param_softplus(x, p(alpha, 1.0), p(beta, 1.0)),
         "Clip": lambda x: np.clip(
-            x, x.dtype.type(p(alpha, -np.inf)), x.dtype.type(p(beta, np.inf)), out=x if x.dtype.kind == "f" else None
+            x,
+            x.dtype.type(p(alpha, -np.inf)),
+            x.dtype.type(p(beta, np.inf)),
+            out=x if x.dtype.kind == "f" else None,
         ),
     }
     if name not in table:
@@ -127,7 +134,35 @@ def fused_conv(
     return act(y)
 
 
-@kernel("FusedGemm", since=1, domain=MS)
+_FUSED_GEMM_ATTRS = frozenset(
+    {
+        "alpha",
+        "beta",
+        "transA",
+        "transB",
+        "activation",
+        "activation_alpha",
+        "activation_beta",
+        "activation_gamma",
+    }
+)
+
+
+@kernel("FusedGemm", since=1, domain=MS, factory=True)
+def fused_gemm_kernel(node):
+    a = dict(node.attrs)
+    unknown = sorted(set(a) - _FUSED_GEMM_ATTRS)
+    if unknown:
+        raise ValueError(f"{node.describe()}: unsupported attribute(s) {unknown}")
+    act = None
+    if a.get("activation", "") not in ("", "Identity"):
+        act = _activation(
+            a["activation"], a.get("activation_alpha"), a.get("activation_beta"), a.get("activation_gamma")
+        )
+    alpha, beta = a.get("alpha", 1.0), a.get("beta", 1.0)
+    return gemm_fn(alpha, beta, a.get("transA", 0), a.get("transB", 0), act, f32_gemm(node))
+
+
 def fused_gemm(
     a,
     b,

@@ -23,11 +23,13 @@ from ..registry import kernel
 
 # Types numpy has no BLAS for: computed in float32 and cast back.
 _LOW_FLOATS = frozenset(("float16", "bfloat16"))
+_LOW_DTYPES = frozenset((np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)))
+_F32 = np.dtype(np.float32)
 
 
 def compute_dtype(dt: np.dtype) -> np.dtype:
     """The dtype a floating kernel computes in: float32 for 16-bit floats, else ``dt``."""
-    return np.dtype(np.float32) if dt.name in _LOW_FLOATS else dt
+    return _F32 if dt in _LOW_DTYPES else dt
 
 
 def spatial_attrs(

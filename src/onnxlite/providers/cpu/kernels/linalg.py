@@ -6,8 +6,12 @@ integer products run in float64, which is exact for sums of fewer than 2**37 pro
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
 
+import numpy as np
+import onnx
+
+from ....types import type_shape
 from .. import blas
 from ..registry import kernel
 from .conv import compute_dtype, requantize
@@ -24,7 +28,77 @@ def matmul(a, b):
     return _matmul(a, b)
 
 
-@kernel("Gemm", since=1)
+_F32 = np.dtype(np.float32)
+_GEMM_ATTRS = frozenset({"alpha", "beta", "broadcast", "transA", "transB"})
+
+
+def gemm_fn(
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    transA: int = 0,
+    transB: int = 0,
+    act: Callable[[np.ndarray], np.ndarray] | None = None,
+    f32: bool = False,
+) -> Callable[..., np.ndarray]:
+    """Gemm with its attributes bound; float32 takes a short path (per-call cost matters for
+    small layers), other types the general one. ``act`` may overwrite the product in place.
+    ``f32``: the operands are statically known to be float32."""
+    alpha32, beta32 = np.float32(alpha), np.float32(beta)
+    split_at = blas.MIN_SPLIT_MACS
+    if f32 and alpha == 1.0 and beta == 1.0:
+
+        def known_f32(a, b, c=None):
+            aa, bb = a.T if transA else a, b.T if transB else b
+            y = np.matmul(aa, bb) if aa.size * bb.shape[-1] < split_at else blas.matmul(aa, bb)
+            if c is not None:
+                try:
+                    np.add(y, c, out=y)
+                except ValueError:
+                    y = y + c
+            return y if act is None else act(y)
+
+        return known_f32
+
+    def run(a, b, c=None):
+        if a.dtype == _F32 and b.dtype == _F32 and (c is None or c.dtype == _F32):
+            y = blas.matmul(a.T if transA else a, b.T if transB else b)
+            if alpha != 1.0:
+                y *= alpha32
+            if c is not None and beta != 0:
+                cc = c if beta == 1.0 else c * beta32
+                try:
+                    np.add(y, cc, out=y)
+                except ValueError:  # c broadcasts to more than the product's shape
+                    y = y + cc
+        else:
+            y = gemm(a, b, c, alpha=alpha, beta=beta, transA=transA, transB=transB)
+        return y if act is None else act(y)
+
+    return run
+
+
+@kernel("Gemm", since=1, factory=True)
+def gemm_kernel(node):
+    unknown = sorted(set(node.attrs) - _GEMM_ATTRS)
+    if unknown:
+        raise ValueError(f"{node.describe()}: unsupported attribute(s) {unknown}")
+    attrs = {k: v for k, v in node.attrs.items() if k != "broadcast"}
+    return gemm_fn(**attrs, f32=f32_gemm(node))
+
+
+def _elem(tp) -> int:
+    return tp.tensor_type.elem_type if tp.HasField("tensor_type") else 0
+
+
+def f32_gemm(node) -> bool:
+    """Whether a Gemm node's inputs are all statically float32 (see gemm_fn)."""
+    types = list(node.input_types[: len(node.inputs)])
+    if len(types) < 2 or any(t is None or _elem(t) != onnx.TensorProto.FLOAT for t in types):
+        return False
+    a, b = type_shape(types[0]), type_shape(types[1])
+    return a is not None and b is not None and len(a) == 2 and len(b) == 2
+
+
 def gemm(a, b, c=None, *, alpha=1.0, beta=1.0, broadcast=0, transA=0, transB=0):
     """All versions: ``broadcast`` (v1/v6) only allowed what numpy broadcasting does anyway."""
     dt = a.dtype
