@@ -166,4 +166,104 @@ def test_qdq_with_shared_dequantize_is_not_grouped() -> None:
     np.testing.assert_array_equal(got[1], want[1])
     diff = np.abs(got[0].astype(np.int64) - want[0].astype(np.int64))
     assert diff.max() <= 1
-    assert where(sd)["xf"] == CPU  # DequantizeLinear stays a float op on CPU
+    # The Conv is no group: its DequantizeLinear is a float op (a oneDNN reorder).
+    conv = next(st.node for st in sd._plan.steps if st.node.op_type == "Conv")
+    assert "qdq" not in sd._providers[0]._plans[id(conv)].extra
+    assert CPU not in where(sd).values()
+
+
+def _qdq_net(relu: bool, pool: bool):  # type: ignore[no-untyped-def]
+    """x -> DQ -> (Conv a -> [Relu] -> Q, Conv b -> Q) -> DQ -> Conv c -> Q [-> DQ -> MaxPool -> Q]:
+    a shared DequantizeLinear, two groups in a row, int32 biases, an 8-bit max pool."""
+    from onnx import helper
+
+    from .conftest import graph_model
+
+    inits: dict[str, np.ndarray] = {"xs": f(0.03), "zx": np.array(110, np.uint8)}
+    nodes = [helper.make_node("DequantizeLinear", ["x", "xs", "zx"], ["xf"])]
+
+    def conv(name: str, src: str, cin: int, act: bool) -> str:
+        w = s8(6, cin, 3, 3)
+        ws = (rng.random(6) * 0.01 + 0.002).astype(np.float32)
+        inits.update(
+            {f"{name}w": w, f"{name}ws": ws, f"{name}ys": f(0.05), f"{name}zy": np.array(120, np.uint8)}
+        )
+        inits[f"{name}b"] = rng.integers(-500, 500, 6).astype(np.int32)
+        inits[f"{name}bs"] = (ws * 0.03).astype(np.float32)
+        nodes.append(helper.make_node("DequantizeLinear", [f"{name}w", f"{name}ws"], [f"{name}wf"], axis=0))
+        nodes.append(helper.make_node("DequantizeLinear", [f"{name}b", f"{name}bs"], [f"{name}bf"], axis=0))
+        nodes.append(
+            helper.make_node("Conv", [src, f"{name}wf", f"{name}bf"], [f"{name}c"], pads=[1, 1, 1, 1])
+        )
+        out = f"{name}c"
+        if act:
+            nodes.append(helper.make_node("Relu", [out], [f"{name}r"]))
+            out = f"{name}r"
+        nodes.append(helper.make_node("QuantizeLinear", [out, f"{name}ys", f"{name}zy"], [f"{name}q"]))
+        return f"{name}q"
+
+    qa = conv("a", "xf", 4, relu)
+    conv("b", "xf", 4, False)
+    nodes.append(helper.make_node("DequantizeLinear", [qa, "ays", "azy"], ["af"]))
+    y = conv("c", "af", 6, False)
+    outs = [y, "bq"]
+    if pool:
+        nodes.append(helper.make_node("DequantizeLinear", [y, "cys", "czy"], ["cf"]))
+        nodes.append(helper.make_node("MaxPool", ["cf"], ["p"], kernel_shape=[2, 2], strides=[2, 2]))
+        nodes.append(helper.make_node("QuantizeLinear", ["p", "cys", "czy"], ["pq"]))
+        outs = ["pq", "bq"]
+    x = u8(1, 4, 9, 9)
+    return graph_model(nodes, {"x": x}, outs, inits, opset=13), {"x": x}
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("pool", [False, True])
+def test_qdq_groups_share_inputs_chain_and_pool_in_8_bits(relu: bool, pool: bool) -> None:
+    from .conftest import DNNL, run_both, where
+
+    model, feeds = _qdq_net(relu, pool)
+    got, want, sd = run_both(model, feeds)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype == np.uint8
+        diff = np.abs(g.astype(np.int64) - w.astype(np.int64))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.02
+    assert set(where(sd).values()) == {DNNL}
+    plans = sd._providers[0]._plans
+    heads = [st.node for st in sd._plan.steps if "qdq" in plans[id(st.node)].extra]
+    assert len(heads) == 3
+    if pool:  # the pool's DequantizeLinear and QuantizeLinear pass the 8-bit tensor on
+        pq = next(st.node for st in sd._plan.steps if st.node.outputs[0] == "pq")
+        assert plans[id(pq)].passthrough
+
+
+def test_qdq_with_conv_relu_fused_by_the_optimizer() -> None:
+    import onnxlite as ort
+
+    from .conftest import CPU, DNNL
+
+    model, feeds = _qdq_net(True, False)
+    data = model.SerializeToString()
+    sd = ort.InferenceSession(data, providers=[DNNL, CPU])
+    sc = ort.InferenceSession(data, providers=[CPU])
+    for g, w in zip(sd.run(None, feeds), sc.run(None, feeds)):
+        diff = np.abs(g.astype(np.int64) - w.astype(np.int64))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.02
+    plans = sd._providers[0]._plans
+    assert sum("qdq" in plans[id(st.node)].extra for st in sd._plan.steps) == 3
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_quantize_and_dequantize_linear(dtype: type) -> None:
+    x = (rng.standard_normal((2, 3, 5, 7)) * 4).astype(np.float32)
+    zp = np.array(7 if dtype == np.uint8 else -5, dtype)
+    check_op("QuantizeLinear", {"x": x}, inits={"s": f(0.05), "z": zp}, lsb=1, opset=13)
+    q = rng.integers(0, 256, (2, 3, 5, 7)) if dtype == np.uint8 else rng.integers(-128, 128, (2, 3, 5, 7))
+    check_op("DequantizeLinear", {"q": q.astype(dtype)}, inits={"s": f(0.05), "z": zp}, rel=1e-6, opset=13)
+    # per-axis scales stay on CPU
+    check_op(
+        "DequantizeLinear",
+        {"q": q.astype(dtype)},
+        inits={"s": np.full(3, 0.05, np.float32), "z": np.zeros(3, dtype)},
+        on_dnnl=False,
+        opset=13,
+    )

@@ -23,7 +23,7 @@ import onnx
 
 from ...ir.graph import Graph, Node
 from . import _lib as L
-from ._prim import MD, Attr, Primitive, create, into, plain_md
+from ._prim import MD, Attr, DnnlTensor, Primitive, create, into, plain_md, result, to_plain
 
 MS = "com.microsoft"
 FLOAT = onnx.TensorProto.FLOAT
@@ -292,3 +292,110 @@ class DynamicQuantizeKernel:
             ]
         )
         return y.reshape(xf.shape), np.array(scale, np.float32), np.array(zp, np.uint8)
+
+
+class _Convert:
+    """Float32 <-> 8-bit conversion with a runtime scale and zero point, in the input's layout
+    (a strided oneDNN layout such as NHWC stays; a plain array is converted as 1-D)."""
+
+    def __init__(self, to_int: bool, keep_blocked: bool) -> None:
+        self.to_int = to_int
+        self.keep_blocked = keep_blocked
+        self._cache: dict[Any, tuple[Primitive, MD, MD]] = {}
+        self._lock = threading.Lock()
+
+    def _build(self, src: MD, dst: MD) -> tuple[Primitive, MD, MD]:
+        import ctypes
+
+        lib = L.load()
+        arg = L.ARG_DST if self.to_int else L.ARG_SRC
+        attr = Attr().scales(arg, 0).zero_points(arg, 0)
+        pd = ctypes.c_void_p()
+        lib.check(
+            lib.reorder_primitive_desc_create(
+                ctypes.byref(pd), src.h, lib.engine, dst.h, lib.engine, attr.finish()
+            ),
+            "reorder_primitive_desc_create",
+        )
+        return Primitive(pd, "reorder"), src, dst
+
+    def run(self, x: Any, scale: Any, zp: Any, out_dtype: Any) -> Any:
+        """``x`` converted to ``out_dtype``: a new array, or a DnnlTensor in x's layout."""
+        if isinstance(x, DnnlTensor) and x.md.key[4]:  # inner blocks: go through plain
+            x = to_plain(x)
+        odt = L.DT_OF[np.dtype(out_dtype)]
+        if isinstance(x, DnnlTensor):
+            shape, strides = x.md.shape, x.md.key[3]
+            key: Any = (x.md.key, odt)
+            src_md, buf = x.md, x.buf
+        else:
+            x = np.asarray(x)
+            if not x.flags.c_contiguous:
+                x = np.ascontiguousarray(x)
+            shape, strides = (x.size,), (1,)
+            key = (x.size, x.dtype, odt)
+            src_md, buf = plain_md(shape, L.DT_OF[x.dtype]), x
+        if 0 in shape:
+            return np.empty(np.shape(x), out_dtype)
+        e = self._cache.get(key)
+        if e is None:
+            with self._lock:
+                e = self._cache.get(key)
+                if e is None:
+                    dst_md = (
+                        MD.plain(shape, odt, strides=strides) if strides != (1,) else plain_md(shape, odt)
+                    )
+                    e = self._cache[key] = self._build(src_md, dst_md)
+        prim, smd, dmd = e
+        y = (
+            np.empty(max(dmd.nbytes, 1), np.uint8)
+            if isinstance(x, DnnlTensor)
+            else np.empty(shape, out_dtype)
+        )
+        arg = L.ARG_DST if self.to_int else L.ARG_SRC
+        s = np.asarray(scale, np.float32).reshape(1)
+        z = np.asarray(0 if zp is None else zp).astype(np.int32).reshape(1)
+        prim.run(
+            [
+                (L.ARG_SRC, smd, buf),
+                (L.ARG_DST, dmd, y),
+                (L.ARG_ATTR_SCALES | arg, plain_md((1,), L.F32), np.ascontiguousarray(s)),
+                (L.ARG_ATTR_ZERO_POINTS | arg, plain_md((1,), L.S32), z),
+            ]
+        )
+        if isinstance(x, DnnlTensor):
+            return result(dmd, y, self.keep_blocked)
+        return y.reshape(np.shape(x))
+
+
+class QuantizeKernel:
+    """QuantizeLinear with one scale and zero point (per tensor) to uint8 / int8."""
+
+    def __init__(self, out_dtype: Any, keep_blocked: bool = False) -> None:
+        self.out_dtype = np.dtype(out_dtype)
+        self._r = _Convert(True, keep_blocked)
+
+    def __call__(self, x: Any, scale: Any, zp: Any = None) -> Any:
+        dt = self.out_dtype if zp is None else np.asarray(zp).dtype
+        if not isinstance(x, DnnlTensor):
+            x = np.asarray(x, np.float32)
+        return self._r.run(x, scale, zp, dt)
+
+
+class DequantizeKernel:
+    """DequantizeLinear with one scale and zero point; of a constant input, computed once."""
+
+    def __init__(self, constant_input: bool, keep_blocked: bool = False) -> None:
+        self.constant_input = constant_input
+        self._r = _Convert(False, keep_blocked)
+        self._last: tuple[Any, Any, Any, Any] | None = None
+
+    def __call__(self, x: Any, scale: Any, zp: Any = None) -> Any:
+        last = self._last
+        if last is not None and last[0] is x and last[1] is scale and last[2] is zp:
+            return last[3]
+        y = self._r.run(x, scale, zp, np.float32)
+        if self.constant_input and isinstance(y, np.ndarray):  # an initializer: same every run
+            y.setflags(write=False)
+            self._last = (x, scale, zp, y)
+        return y

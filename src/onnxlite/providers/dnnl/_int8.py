@@ -16,19 +16,13 @@ import numpy as np
 
 from . import _lib as L
 from ._conv import conv_geometry
-from ._prim import MD, Attr, DnnlTensor, create, empty, into, plain_md, to_plain
+from ._prim import MD, Attr, create, empty, into, plain_md, result, source
 
 SC, ZP = L.ARG_ATTR_SCALES, L.ARG_ATTR_ZERO_POINTS
 
 
 def _vec(v: Any, dtype: Any) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(v, dtype=dtype).reshape(-1))
-
-
-def _out(md: MD, buf: np.ndarray) -> np.ndarray:
-    if md.is_plain():
-        return buf.reshape(md.shape)
-    return to_plain(DnnlTensor(buf, md))
 
 
 class _IntKernel:
@@ -55,8 +49,10 @@ class _IntKernel:
         return packed
 
 
-def _attr(quant: bool, w_mask: int, src_zp: bool, dst_zp: bool) -> Attr:
+def _attr(quant: bool, w_mask: int, src_zp: bool, dst_zp: bool, relu: bool = False) -> Attr:
     a = Attr()
+    if relu:  # applied to the float result, before it is requantized
+        a.eltwise(L.ELT_RELU, 0.0, 0.0)
     if quant:
         a.scales(L.ARG_SRC, 0).scales(L.ARG_WEIGHTS, w_mask).scales(L.ARG_DST, 0)
     if src_zp:
@@ -70,10 +66,21 @@ class IntConvKernel(_IntKernel):
     """QLinearConv (``quant``) or ConvInteger (s32 output)."""
 
     def __init__(
-        self, quant: bool, *, group: int, strides: Any, dilations: Any, pads: Any, auto_pad: str
+        self,
+        quant: bool,
+        *,
+        group: int,
+        strides: Any,
+        dilations: Any,
+        pads: Any,
+        auto_pad: str,
+        relu: bool = False,
+        keep_blocked: bool = False,
     ) -> None:
         super().__init__()
         self.quant = quant
+        self.relu = relu
+        self.keep_blocked = keep_blocked
         self.group = int(group)
         self.strides, self.dilations, self.pads, self.auto_pad = strides, dilations, pads, auto_pad
 
@@ -108,7 +115,7 @@ class IntConvKernel(_IntKernel):
             L.dims([v - 1 for v in d]),
             L.dims(pl),
             L.dims(pr),
-            _attr(self.quant, w_mask, True, self.quant),
+            _attr(self.quant, w_mask, True, self.quant, self.relu),
         )
         return (
             prim,
@@ -132,7 +139,7 @@ class IntConvKernel(_IntKernel):
         bias_f32: Any = None,
     ) -> Any:
         """``b``: int32 bias in the accumulator's scale; ``bias_f32``: a float bias as is."""
-        x = np.ascontiguousarray(x)
+        xmd, xbuf = source(x)
         ws_v = _vec(ws, np.float32) if self.quant else None
         per_oc = ws_v is not None and ws_v.size > 1
         ydt = (
@@ -141,11 +148,11 @@ class IntConvKernel(_IntKernel):
             else (L.DT_OF[x.dtype] if self.quant else L.S32)
         )
         has_b = b is not None or bias_f32 is not None
-        key = (x.shape, x.dtype, np.shape(w), per_oc, ydt, has_b)
+        key = (xmd.key, np.shape(w), per_oc, ydt, has_b)
         prim, smd, wmd, wplain, b_md, dmd = self._entry(
             key, lambda: self._build(x, np.asarray(w), per_oc, ydt, has_b)
         )
-        src = into(plain_md(x.shape, L.DT_OF[x.dtype]), smd, x)
+        src = into(xmd, smd, xbuf)
         dst = empty(dmd)
         args = [
             (L.ARG_SRC, smd, src),
@@ -170,15 +177,16 @@ class IntConvKernel(_IntKernel):
                 ).astype(np.float32)
                 args.append((L.ARG_BIAS, b_md, _vec(bias, np.float32)))
         prim.run(args)
-        return _out(dmd, dst)
+        return result(dmd, dst, self.keep_blocked)
 
 
 class IntMatMulKernel(_IntKernel):
     """QLinearMatMul (``quant``) or MatMulInteger: A (..., M, K) by a 2-D B (K, N)."""
 
-    def __init__(self, quant: bool) -> None:
+    def __init__(self, quant: bool, relu: bool = False) -> None:
         super().__init__()
         self.quant = quant
+        self.relu = relu
 
     def _build(self, m: int, k: int, n: int, adt: int, per_n: bool, ydt: int) -> Any:
         amd = plain_md((m, k), adt)
@@ -188,7 +196,7 @@ class IntMatMulKernel(_IntKernel):
             MD.any((k, n), L.S8),
             None,
             plain_md((m, n), ydt),
-            _attr(self.quant, 2 if per_n else 0, True, self.quant),
+            _attr(self.quant, 2 if per_n else 0, True, self.quant, self.relu),
         )
         return prim, amd, prim.md(L.Q_WEIGHTS_MD), plain_md((k, n), L.S8), plain_md((m, n), ydt)
 

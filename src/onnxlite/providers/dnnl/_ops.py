@@ -132,7 +132,7 @@ class PoolKernel(_Cached):
                     pr[i] = max(pr[i], (o - 1) * s[i] + dk - sp[i] - pl[i])
         if min(out, default=1) < 1:
             raise ValueError(f"pooling output would be empty for input shape {list(xmd.shape)}")
-        dst_any = MD.any((xmd.shape[0], xmd.shape[1], *out))
+        dst_any = MD.any((xmd.shape[0], xmd.shape[1], *out), xmd.dt)  # 8-bit in QDQ models
         prim = create(
             "pooling_forward_primitive_desc_create",
             L.FORWARD_INFERENCE,

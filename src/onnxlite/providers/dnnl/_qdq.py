@@ -27,6 +27,8 @@ class QDQGroup:
     x_dq: int
     w_dq: int
     q: int
+    relu: int | None  # a Relu node between the Conv/MatMul and the QuantizeLinear
+    post_relu: bool  # a ReLU post-op (that node, or FusedConv's activation)
     xs: np.ndarray
     xzp: np.ndarray
     ws: np.ndarray
@@ -52,7 +54,14 @@ def match(
     escaping: set[str],
 ) -> QDQGroup | None:
     node = graph.nodes[i]
-    if node.op_type not in ("Conv", "MatMul") or node.domain not in ("", "ai.onnx"):
+    fused_relu = False
+    if node.op_type == "FusedConv" and node.domain == "com.microsoft":
+        # Conv + Relu fused by the optimizer ahead of the QuantizeLinear; no Z input
+        act = node.attrs.get("activation", "")
+        if act not in ("", "Identity", "Relu") or len(node.inputs) > 3:
+            return None
+        fused_relu = act == "Relu"
+    elif node.op_type not in ("Conv", "MatMul") or node.domain not in ("", "ai.onnx"):
         return None
     if len(node.inputs) < 2 or not node.outputs or node.outputs[0] in escaping:
         return None
@@ -61,22 +70,35 @@ def match(
         us = consumers.get(name, [])
         return name not in escaping and len(us) == 1 and us[0] is user
 
-    def dq_of(name: str) -> int | None:
+    def dq_of(name: str, shared: bool) -> int | None:
         j = producer.get(name)
         if j is None or j not in candidates:
             return None
         n = graph.nodes[j]
         if n.op_type != "DequantizeLinear" or n.domain not in ("", "ai.onnx"):
             return None
-        if int(n.attrs.get("block_size", 0)) or not only_user(name, node):
+        if int(n.attrs.get("block_size", 0)):
             return None
-        return j
+        if shared:  # every user must be a group too: see ``shared_inputs_ok``
+            return j if name not in escaping else None
+        return j if only_user(name, node) else None
 
-    jx, jw = dq_of(node.inputs[0]), dq_of(node.inputs[1])
+    jx, jw = dq_of(node.inputs[0], True), dq_of(node.inputs[1], False)
     users = consumers.get(node.outputs[0], [])
     if jx is None or jw is None or len(users) != 1:
         return None
     q = users[0]
+    relu: int | None = None
+    if q.op_type == "Relu" and fused_relu:
+        return None
+    if q.op_type == "Relu" and q.domain in ("", "ai.onnx") and only_user(node.outputs[0], q):
+        after = consumers.get(q.outputs[0], [])
+        if len(after) != 1 or q.outputs[0] in escaping:
+            return None
+        relu = graph.nodes.index(q)
+        if relu not in candidates:
+            return None
+        q = after[0]
     if q.op_type != "QuantizeLinear" or q.domain not in ("", "ai.onnx"):
         return None
     jq = graph.nodes.index(q)
@@ -101,7 +123,7 @@ def match(
     tp = graph.type_of(xin[0])
     if tp is None or tp.tensor_type.elem_type not in (U8, S8):
         return None
-    conv = node.op_type == "Conv"
+    conv = node.op_type != "MatMul"
     if conv and w.ndim not in (3, 4, 5):
         return None
     if not conv and w.ndim != 2:
@@ -122,4 +144,61 @@ def match(
     ):
         return None
     assert xs is not None and xzp is not None and ys is not None and yzp is not None
-    return QDQGroup(i, jx, jw, jq, xs, xzp, ws, ys, yzp)
+    return QDQGroup(i, jx, jw, jq, relu, fused_relu or relu is not None, xs, xzp, ws, ys, yzp)
+
+
+def shared_inputs_ok(groups: dict[int, QDQGroup], consumers: dict[str, list[Node]], graph: Graph) -> None:
+    """Drop groups whose activation DequantizeLinear also feeds a node outside every group (it
+    passes the quantized tensor on, which only the groups can read); to a fixed point."""
+    changed = True
+    while changed:
+        changed = False
+        heads = {id(graph.nodes[i]) for i in groups}
+        for i, g in list(groups.items()):
+            name = graph.nodes[g.x_dq].outputs[0]
+            if not all(id(u) in heads for u in consumers.get(name, [])):
+                del groups[i]
+                changed = True
+
+
+def match_pool(
+    graph: Graph,
+    i: int,
+    candidates: set[int],
+    producer: dict[str, int],
+    consumers: dict[str, list[Node]],
+    escaping: set[str],
+) -> tuple[int, int] | None:
+    """(DequantizeLinear, QuantizeLinear) around MaxPool ``i`` with the same scale and zero point
+    on both sides: max pooling commutes with that monotonic map, so it runs on the 8-bit tensor
+    and gives the same bytes."""
+    node = graph.nodes[i]
+    if node.op_type != "MaxPool" or node.domain not in ("", "ai.onnx") or len(node.outputs) > 1:
+        return None
+    j = producer.get(node.inputs[0])
+    out = node.outputs[0]
+    users = consumers.get(out, [])
+    if j is None or j not in candidates or out in escaping or len(users) != 1:
+        return None
+    dq, q = graph.nodes[j], users[0]
+    if dq.op_type != "DequantizeLinear" or q.op_type != "QuantizeLinear":
+        return None
+    if dq.domain not in ("", "ai.onnx") or q.domain not in ("", "ai.onnx"):
+        return None
+    if node.inputs[0] in escaping or len(consumers.get(node.inputs[0], [])) != 1:
+        return None
+    k = graph.nodes.index(q)
+    if k not in candidates or len(dq.inputs) < 3 or len(q.inputs) < 3:
+        return None
+    xs, xzp = _init(graph, dq.inputs[1]), _init(graph, dq.inputs[2])
+    ys, yzp = _init(graph, q.inputs[1]), _init(graph, q.inputs[2])
+    if not (_scalar(xs, (np.float32,)) and _scalar(ys, (np.float32,))):
+        return None
+    if not (_scalar(xzp, (np.uint8, np.int8)) and _scalar(yzp, (np.uint8, np.int8))):
+        return None
+    assert xs is not None and ys is not None and xzp is not None and yzp is not None
+    if xs.item() != ys.item() or xzp.dtype != yzp.dtype or xzp.item() != yzp.item():
+        return None
+    if int(q.attrs.get("output_dtype", 0)) not in (0, U8 if yzp.dtype == np.uint8 else S8):
+        return None
+    return j, k

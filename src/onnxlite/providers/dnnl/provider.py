@@ -162,14 +162,29 @@ class DnnlExecutionProvider(ExecutionProvider):
                 escaping |= sub.free_names()
         plans = {i: _NodePlan() for i in mine}
         cand = set(candidates)
+        groups: dict[int, _qdq.QDQGroup] = {}
         for i in list(mine):
             group = _qdq.match(graph, i, cand, producer, consumers, escaping)
-            if group is None:
+            if group is not None:
+                groups[i] = group
+        _qdq.shared_inputs_ok(groups, consumers, graph)
+        for i in list(mine):
+            pool = _qdq.match_pool(graph, i, cand, producer, consumers, escaping)
+            if pool is None or any(j in plans and plans[j].passthrough for j in pool):
                 continue
-            plans[i].extra["qdq"] = group
-            for j in (group.x_dq, group.w_dq, group.q):
+            plans[i].extra["output"] = graph.nodes[pool[1]].outputs[0]  # 8-bit in and out
+            for j in pool:
                 plans[j] = _NodePlan(passthrough=True)
-                mine.append(j)
+                if j not in mine:
+                    mine.append(j)
+        for i, group in groups.items():
+            plans[i].extra["qdq"] = group
+            plans[i].extra["output"] = graph.nodes[group.q].outputs[0]
+            for k in (group.x_dq, group.w_dq, group.q, group.relu):
+                if k is not None and not plans.get(k, _NodePlan()).passthrough:
+                    plans[k] = _NodePlan(passthrough=True)
+                    if k not in mine:
+                        mine.append(k)
         for i in list(mine):
             chain = _dynq.match(graph, i, cand, consumers, escaping)
             if chain is None:
@@ -183,7 +198,13 @@ class DnnlExecutionProvider(ExecutionProvider):
         claimed = {id(graph.nodes[i]) for i in mine}
         stable = set(graph.initializers)
         for j in candidates:
-            value = _constant_of_shape(graph, graph.nodes[j], consumers, claimed, escaping)
+            if j in plans and (plans[j].passthrough or plans[j].extra):
+                continue
+            node = graph.nodes[j]
+            if node.op_type == "DequantizeLinear":
+                value = _constant_dequantized(graph, node, consumers, claimed, escaping)
+            else:
+                value = _constant_of_shape(graph, node, consumers, claimed, escaping)
             if value is not None:
                 plans[j] = _NodePlan(extra={"constant": value})
                 mine.append(j)
@@ -193,6 +214,8 @@ class DnnlExecutionProvider(ExecutionProvider):
             node = graph.nodes[i]
             if node.op_type == "MatMul":
                 plans[i].extra["packed"] = _rank(graph, node.inputs[1]) == 2
+            if node.op_type == "DequantizeLinear":
+                plans[i].extra["const_input"] = node.inputs[0] in stable
             if node.op_type in ("MatMul", "Gemm", "FusedGemm"):
                 # Weights computed at run time are read in place rather than reordered per run.
                 plans[i].extra["const_w"] = node.inputs[1] in stable
@@ -243,7 +266,7 @@ class DnnlExecutionProvider(ExecutionProvider):
             return lambda *unused: value
         group = plan.extra.get("qdq")
         if group is not None:
-            return _build_qdq(info, group)
+            return _build_qdq(info, group, plan.keep_blocked)
         build = _BUILDERS[(info.domain, node.op_type)]
         return build(info, plan)
 
@@ -281,6 +304,32 @@ def _constant_of_shape(
     arr = np.full(dims, v[0], np.float32)
     arr.setflags(write=False)
     return arr
+
+
+def _constant_dequantized(
+    graph: Graph, node: Node, consumers: dict[str, list[Node]], claimed: set[int], escaping: set[str]
+) -> np.ndarray | None:
+    """DequantizeLinear of initializers (int32 biases of QDQ models, weights outside a group),
+    used by claimed nodes only: computed once, by the CPU provider's kernel (the same values)."""
+    from ..cpu.kernels.quantize import dequantize_linear
+
+    if node.domain not in ("", "ai.onnx") or not node.outputs or node.outputs[0] in escaping:
+        return None
+    vals = [_const(graph, n) for n in node.inputs if n]
+    users = consumers.get(node.outputs[0], [])
+    if any(v is None for v in vals) or not users or not all(id(u) in claimed for u in users):
+        return None
+    a = node.attrs
+    y = dequantize_linear(
+        *vals,
+        axis=int(a.get("axis", 1)),
+        block_size=int(a.get("block_size", 0)),
+        output_dtype=int(a.get("output_dtype", 0)),
+    )
+    if not isinstance(y, np.ndarray) or y.dtype != np.float32:
+        return None
+    y.setflags(write=False)
+    return y
 
 
 def _connected_groups(graph: Graph, mine: list[int], producer: dict[str, int]) -> list[list[int]]:
@@ -504,6 +553,25 @@ def _int_matmul_ok(node: Node, graph: Graph, version: int) -> bool:
     return True
 
 
+def _q_ok(node: Node, graph: Graph, version: int) -> bool:
+    """Per-tensor QuantizeLinear (float32 -> u8/s8) or DequantizeLinear (u8/s8 -> float32)."""
+    ins = [*node.inputs, "", ""][:3]
+    if len(node.inputs) > 3 or int(node.attrs.get("block_size", 0)) or not _size1(graph, ins[1]):
+        return False
+    if _elem(graph, ins[1]) != FLOAT or (ins[2] and not _size1(graph, ins[2])):
+        return False
+    quant = node.op_type == "QuantizeLinear"
+    ints = (U8, S8)
+    if quant:
+        out_t = int(node.attrs.get("output_dtype", 0)) or (_elem(graph, ins[2]) if ins[2] else U8)
+        return (
+            _elem(graph, ins[0]) == FLOAT and out_t in ints and (not ins[2] or _elem(graph, ins[2]) == out_t)
+        )
+    if int(node.attrs.get("output_dtype", 0)) not in (0, FLOAT):
+        return False
+    return _elem(graph, ins[0]) in ints and (not ins[2] or _elem(graph, ins[2]) == _elem(graph, ins[0]))
+
+
 def _lrn_ok(node: Node, graph: Graph, version: int) -> bool:
     size = int(node.attrs.get("size", 0))
     return size % 2 == 1 and _rank(graph, node.inputs[0]) == 4 and _f32_node(node, graph, node.inputs[:1])
@@ -536,6 +604,8 @@ _CHECKS: dict[tuple[str, str], Callable[[Node, Graph, int], bool]] = {
     ("", "QLinearMatMul"): _int_matmul_ok,
     ("", "MatMulInteger"): _int_matmul_ok,
     ("", "DynamicQuantizeLinear"): lambda node, graph, version: _elem(graph, node.inputs[0]) == FLOAT,
+    ("", "QuantizeLinear"): _q_ok,
+    ("", "DequantizeLinear"): _q_ok,
 }
 
 
@@ -725,11 +795,11 @@ def _build_int_conv(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
     return conv_integer
 
 
-def _build_qdq(info: NodeInfo, g: _qdq.QDQGroup) -> Callable[..., Any]:
+def _build_qdq(info: NodeInfo, g: _qdq.QDQGroup, keep_blocked: bool) -> Callable[..., Any]:
     """The Conv/MatMul of a QDQ group: quantized inputs in (its DequantizeLinear pass them on),
     the quantized output out (its QuantizeLinear passes it on)."""
     if info.op_type == "MatMul":
-        mk = IntMatMulKernel(True)
+        mk = IntMatMulKernel(True, relu=g.post_relu)
 
         def qdq_matmul(a: Any, b: Any) -> Any:
             return mk.run(a, g.xs, g.xzp, b, g.ws, g.ys, g.yzp)
@@ -743,6 +813,8 @@ def _build_qdq(info: NodeInfo, g: _qdq.QDQGroup) -> Callable[..., Any]:
         dilations=a.get("dilations"),
         pads=a.get("pads"),
         auto_pad=a.get("auto_pad", "NOTSET"),
+        relu=g.post_relu,
+        keep_blocked=keep_blocked,
     )
 
     def qdq_conv(x: Any, w: Any, b: Any = None) -> Any:
@@ -794,4 +866,10 @@ _BUILDERS: dict[tuple[str, str], Callable[[NodeInfo, _NodePlan], Callable[..., A
     ("", "QLinearMatMul"): _build_int_matmul,
     ("", "MatMulInteger"): _build_int_matmul,
     ("", "DynamicQuantizeLinear"): lambda info, plan: _dynq.DynamicQuantizeKernel(),
+    ("", "QuantizeLinear"): lambda info, plan: _dynq.QuantizeKernel(
+        onnx.helper.tensor_dtype_to_np_dtype(int(info.attrs.get("output_dtype", 0)) or U8), plan.keep_blocked
+    ),
+    ("", "DequantizeLinear"): lambda info, plan: _dynq.DequantizeKernel(
+        bool(plan.extra.get("const_input")), plan.keep_blocked
+    ),
 }
