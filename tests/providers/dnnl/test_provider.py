@@ -150,3 +150,29 @@ def test_capability_returns_connected_groups() -> None:
     ep = DnnlExecutionProvider()
     groups = ep.capability(m.graph, list(range(5)), m.opsets)
     assert groups == [[0, 1], [3, 4]]  # Transpose (CPU) splits the chain
+
+
+def test_small_primitives_run_on_one_thread() -> None:
+    from onnxlite.providers.dnnl import _lib
+    from onnxlite.providers.dnnl._conv import ConvKernel
+    from onnxlite.providers.dnnl._ops import EltwiseKernel
+
+    if _lib.load().default_threads < 2:
+        pytest.skip("one OpenMP thread here")
+    small = EltwiseKernel(_lib.ELT_RELU, 0.0, 0.0, False)
+    x = rand(1, 16)
+    np.testing.assert_array_equal(small(x), np.maximum(x, 0))
+    (prim,) = small._cache.values()
+    assert prim.threads == 1
+    big = ConvKernel(
+        group=1,
+        strides=None,
+        dilations=None,
+        pads=[1, 1, 1, 1],
+        auto_pad="NOTSET",
+        post=[],
+        keep_blocked=False,
+    )
+    big(rand(1, 64, 56, 56), rand(64, 64, 3, 3))
+    (entry,) = big._cache.values()
+    assert entry.prim.threads == 0  # the default count

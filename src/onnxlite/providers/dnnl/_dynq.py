@@ -23,7 +23,7 @@ import onnx
 
 from ...ir.graph import Graph, Node
 from . import _lib as L
-from ._prim import MD, Attr, DnnlTensor, Primitive, create, into, plain_md, result, to_plain
+from ._prim import MD, Attr, DnnlTensor, Primitive, create, into, make_reorder, plain_md, result, to_plain
 
 MS = "com.microsoft"
 FLOAT = onnx.TensorProto.FLOAT
@@ -251,19 +251,8 @@ class DynamicQuantizeKernel:
             with self._lock:
                 p = self._cache.get(shape)
                 if p is None:
-                    lib = L.load()
-                    import ctypes
-
-                    pd = ctypes.c_void_p()
                     attr = Attr().scales(L.ARG_DST, 0).zero_points(L.ARG_DST, 0)
-                    src, dst = plain_md(shape), plain_md(shape, L.U8)
-                    lib.check(
-                        lib.reorder_primitive_desc_create(
-                            ctypes.byref(pd), src.h, lib.engine, dst.h, lib.engine, attr.finish()
-                        ),
-                        "reorder_primitive_desc_create",
-                    )
-                    p = self._cache[shape] = Primitive(pd, "reorder")
+                    p = self._cache[shape] = make_reorder(plain_md(shape), plain_md(shape, L.U8), attr)
         return p
 
     def __call__(self, x: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -305,19 +294,8 @@ class _Convert:
         self._lock = threading.Lock()
 
     def _build(self, src: MD, dst: MD) -> tuple[Primitive, MD, MD]:
-        import ctypes
-
-        lib = L.load()
         arg = L.ARG_DST if self.to_int else L.ARG_SRC
-        attr = Attr().scales(arg, 0).zero_points(arg, 0)
-        pd = ctypes.c_void_p()
-        lib.check(
-            lib.reorder_primitive_desc_create(
-                ctypes.byref(pd), src.h, lib.engine, dst.h, lib.engine, attr.finish()
-            ),
-            "reorder_primitive_desc_create",
-        )
-        return Primitive(pd, "reorder"), src, dst
+        return make_reorder(src, dst, Attr().scales(arg, 0).zero_points(arg, 0)), src, dst
 
     def run(self, x: Any, scale: Any, zp: Any, out_dtype: Any) -> Any:
         """``x`` converted to ``out_dtype``: a new array, or a DnnlTensor in x's layout."""

@@ -244,9 +244,12 @@ class _Lib:
         self._local = threading.local()
         self.threads = 0  # 0: OpenMP's default
         self._omp_set: Any = None
+        self.default_threads = 1
         try:
-            self._omp_set = ctypes.CDLL("libgomp.so.1").omp_set_num_threads
+            gomp = ctypes.CDLL("libgomp.so.1")
+            self._omp_set = gomp.omp_set_num_threads
             self._omp_set.argtypes = [c_int]
+            self.default_threads = max(1, int(gomp.omp_get_max_threads()))
         except (OSError, AttributeError):
             self._omp_set = None
 
@@ -260,19 +263,24 @@ class _Lib:
             raise DnnlError(f"oneDNN {what} failed: {msg.decode() if msg else status}")
 
     def stream(self) -> c_void_p:
-        """This thread's stream; applies the thread count (an OpenMP per-thread setting)."""
-        loc = self._local
-        s = getattr(loc, "stream", None)
+        """This thread's stream."""
+        s = getattr(self._local, "stream", None)
         if s is None:
             s = c_void_p()
             self.check(self.stream_create(ctypes.byref(s), self.engine, 1), "stream_create")
-            loc.stream = s
-            loc.threads = 0
-        if loc.threads != self.threads and self._omp_set is not None:
-            if self.threads > 0:
-                self._omp_set(self.threads)
-            loc.threads = self.threads
+            self._local.stream = s
         return s
+
+    def use_threads(self, n: int) -> None:
+        """OpenMP threads for this thread's next primitive creation or execution: ``n``, or the
+        provider's ``num_threads`` (else OpenMP's default) when ``n`` is 0."""
+        if self._omp_set is None:
+            return
+        want = n or self.threads or self.default_threads
+        loc = self._local
+        if getattr(loc, "threads", 0) != want:
+            self._omp_set(want)
+            loc.threads = want
 
 
 _lock = threading.Lock()

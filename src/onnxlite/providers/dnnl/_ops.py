@@ -507,15 +507,20 @@ class ConcatKernel(_Cached):
         dst_any = MD.any(tuple(shape))
         arr = (ctypes.c_void_p * len(mds))(*[m.h.value for m in mds])
         lib = load()
-        pd = ctypes.c_void_p()
         attr = Attr()
-        lib.check(
-            lib.concat_primitive_desc_create(
-                ctypes.byref(pd), lib.engine, dst_any.h, len(mds), axis, arr, attr.finish()
-            ),
-            "concat_primitive_desc_create",
-        )
-        prim = Primitive(pd, "concat")
+
+        def make() -> ctypes.c_void_p:
+            pd = ctypes.c_void_p()
+            lib.check(
+                lib.concat_primitive_desc_create(
+                    ctypes.byref(pd), lib.engine, dst_any.h, len(mds), axis, arr, attr.finish()
+                ),
+                "concat_primitive_desc_create",
+            )
+            return pd
+
+        lib.use_threads(0)
+        prim = Primitive(make(), "concat", remake=make)
         return prim, prim.md(L.Q_DST_MD)
 
     def __call__(self, *xs: Any) -> Any:

@@ -183,15 +183,54 @@ class Attr:
             pass
 
 
-class Primitive:
-    """A created primitive with its descriptor; ``run`` executes it over numpy buffers."""
+# A primitive whose work would take one core less than this many microseconds runs on one
+# thread: waking a sleeping OpenMP thread (see _lib's wait policy) and the barrier cost more
+# than the second core gives back on such small work (measured: 60-90 us per wake-up on a
+# shared 2-core VM; a 1x1 convolution of 16x4x4 took 25 us on one thread, 95 us on two).
+SMALL_WORK_US = 150.0
+_CORE_FLOPS_PER_US = 60e3  # float32 GEMM-like throughput of one core
+_CORE_BYTES_PER_US = 8e3  # memory traffic of one core
 
-    def __init__(self, pd: c_void_p, what: str) -> None:
+
+def _work_us(pd: c_void_p, what: str) -> float:
+    """A rough single-core time of a primitive, from its memory descriptors."""
+    mds = [query_md(pd, q) for q in (L.Q_SRC_MD, L.Q_WEIGHTS_MD, L.Q_DST_MD)]
+    _, wei, dst = mds
+    t = sum(m.nbytes for m in mds if m is not None) / _CORE_BYTES_PER_US
+    if wei is not None and dst is not None and ("convolution" in what or "matmul" in what):
+        out_ch = dst.shape[1] if "convolution" in what else dst.shape[-1]
+        dst_n = float(np.prod(dst.shape))
+        per_out = float(np.prod(wei.shape)) / max(out_ch, 1)
+        if "matmul" in what and len(wei.shape) > 2:
+            per_out /= float(np.prod(wei.shape[:-2]))
+        t = max(t, 2.0 * dst_n * per_out / _CORE_FLOPS_PER_US)
+    return t
+
+
+class Primitive:
+    """A created primitive with its descriptor; ``run`` executes it over numpy buffers.
+
+    ``remake`` creates the descriptor again: a primitive with little work is then made and run
+    on one OpenMP thread (``threads``; 0 means the default count).
+    """
+
+    def __init__(self, pd: c_void_p, what: str, remake: Any = None) -> None:
         lib = load()
         self.what = what
+        self.threads = 0
+        if remake is not None and lib.default_threads > 1 and _work_us(pd, what) < SMALL_WORK_US:
+            lib.use_threads(1)
+            try:
+                pd2 = remake()
+            finally:
+                lib.use_threads(0)
+            lib.primitive_desc_destroy(pd)
+            pd = pd2
+            self.threads = 1
         self.pd: c_void_p | None = pd
         self.h = c_void_p()
         try:
+            lib.use_threads(self.threads)
             lib.check(lib.primitive_create(byref(self.h), pd), f"{what} primitive_create")
         except DnnlError:
             lib.primitive_desc_destroy(pd)
@@ -241,6 +280,7 @@ class Primitive:
                 mems.append(m)
                 ea[n - 1].arg = L.ARG_SCRATCHPAD
                 ea[n - 1].memory = m
+            lib.use_threads(self.threads)
             lib.check(lib.primitive_execute(self.h, lib.stream(), n, ea), "primitive_execute")
         finally:
             for m in mems:
@@ -260,12 +300,17 @@ class Primitive:
 def create(fn_name: str, *args: Any) -> Primitive:
     """Create ``dnnl_<fn_name>`` primitive descriptor (engine first) and its primitive."""
     lib = load()
-    pd = c_void_p()
     fn = getattr(lib, fn_name)
     # Attr and MD objects stay referenced (in ``args``) until the descriptor exists.
     cargs = [a.finish() if isinstance(a, Attr) else a.h if isinstance(a, MD) else a for a in args]
-    lib.check(fn(byref(pd), lib.engine, *cargs), fn_name)
-    return Primitive(pd, fn_name)
+
+    def make() -> c_void_p:
+        p = c_void_p()
+        lib.check(fn(byref(p), lib.engine, *cargs), fn_name)
+        return p
+
+    lib.use_threads(0)
+    return Primitive(make(), fn_name, remake=make)
 
 
 class DnnlTensor:
@@ -330,18 +375,26 @@ def reorder(src_md: MD, src: np.ndarray, dst_md: MD, dst: np.ndarray) -> None:
             entries = _reorders.setdefault(k, [])
             p = _find(entries, src_md, dst_md)
             if p is None:
-                lib = load()
-                pd = c_void_p()
-                attr = Attr()
-                lib.check(
-                    lib.reorder_primitive_desc_create(
-                        byref(pd), src_md.h, lib.engine, dst_md.h, lib.engine, attr.finish()
-                    ),
-                    "reorder_primitive_desc_create",
-                )
-                p = Primitive(pd, "reorder")
+                p = make_reorder(src_md, dst_md, Attr())
                 entries.append((src_md, dst_md, p))
     p.run([(L.ARG_SRC, src_md, src), (L.ARG_DST, dst_md, dst)])
+
+
+def make_reorder(src_md: MD, dst_md: MD, attr: Attr) -> Primitive:
+    lib = load()
+
+    def make() -> c_void_p:
+        pd = c_void_p()
+        lib.check(
+            lib.reorder_primitive_desc_create(
+                byref(pd), src_md.h, lib.engine, dst_md.h, lib.engine, attr.finish()
+            ),
+            "reorder_primitive_desc_create",
+        )
+        return pd
+
+    lib.use_threads(0)
+    return Primitive(make(), "reorder", remake=make)
 
 
 _plain_mds: dict[tuple[Any, ...], MD] = {}
