@@ -37,6 +37,8 @@ class Node:
     def graphs(self) -> list[tuple[str, Graph]]:
         """(attribute name, subgraph) pairs, GRAPHS attributes flattened."""
         out: list[tuple[str, Graph]] = []
+        if not self.attrs:
+            return out
         for k, v in self.attrs.items():
             if isinstance(v, Graph):
                 out.append((k, v))

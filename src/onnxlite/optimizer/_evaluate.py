@@ -12,6 +12,8 @@ import numpy as np
 
 from ..compile import BuildContext, compile_graph
 from ..ir.graph import Graph, Node, ValueInfo
+from ..plan import freeze, node_info
+from ..providers.base import schema_version
 from .base import PassContext
 
 
@@ -29,6 +31,20 @@ def evaluate(node: Node, inputs: dict[str, np.ndarray], ctx: PassContext) -> lis
     outs = [o for o in node.outputs if o]
     g = Graph("fold", [clone], [], [ValueInfo(o) for o in outs], dict(inputs))
     cpu = ctx.cpu()
+    if not node.graphs():
+        # the kernel itself, as the plan would bind and call it (a whole plan per node is slow)
+        try:
+            info = node_info(clone, schema_version(clone, ctx.opsets), g, ctx.opsets, {}, ())
+            fn = cpu.kernel(info, clone, ctx.opsets)
+            names = list(node.inputs)
+            while names and not names[-1]:
+                names.pop()
+            res = fn(*[freeze(inputs[n]) if n else None for n in names])
+        except Exception:
+            return None
+        if len(node.outputs) == 1:
+            return [res[0] if type(res) is tuple else res]
+        return list(res)
     try:
         plan = compile_graph(g, BuildContext(ctx.opsets, [cpu], cpu))
         vals = plan.template.copy()

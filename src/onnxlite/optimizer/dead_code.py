@@ -29,11 +29,14 @@ class DeadCode:
             graph.nodes = keep
         input_names = {v.name for v in graph.inputs}
         unused = [n for n in graph.initializers if n not in used]
+        dropped_inputs = set()
         for name in unused:
             if name in input_names:
                 if not ctx.legacy_initializers:
                     continue
-                graph.inputs = [v for v in graph.inputs if v.name != name]
+                dropped_inputs.add(name)
             del graph.initializers[name]
             changed = True
+        if dropped_inputs:
+            graph.inputs = [v for v in graph.inputs if v.name not in dropped_inputs]
         return changed

@@ -8,6 +8,7 @@ providers in priority order; the CPU provider takes whatever nobody claims.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -20,8 +21,12 @@ from .registry import KernelDef, KernelRegistry, NodeInfo, norm_domain
 def schema_version(node: Node, opsets: Mapping[str, int]) -> int:
     """The since_version of the node's op schema under its opset (the opset itself if unknown)."""
     dom = norm_domain(node.domain)
-    op_type = node.op_type
     opset = (node.opset_override or opsets).get(dom) or opsets.get(dom, 1)
+    return _since_version(node.op_type, opset, dom)
+
+
+@functools.lru_cache(maxsize=4096)
+def _since_version(op_type: str, opset: int, dom: str) -> int:
     try:
         return int(onnx.defs.get_schema(op_type, opset, dom).since_version)
     except Exception:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -48,7 +48,7 @@ def _executor(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def run_all(tasks: list[Callable[[], Any]]) -> None:
+def run_all(tasks: Sequence[Callable[[], Any]]) -> None:
     """Run the tasks concurrently: the first on this thread, the others on workers."""
     if len(tasks) == 1:
         tasks[0]()

@@ -165,3 +165,21 @@ def test_conv_in_bands_of_rows_matches(monkeypatch):
     x, w = rand(2, 4, 9, 7), rand(6, 2, 3, 2)
     attrs = {"group": 2, "strides": [2, 1], "pads": [1, 0, 2, 1], "dilations": [2, 1]}
     check_node("Conv", {"x": x, "w": w}, attrs, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("group", [1, 2])
+def test_conv_bands_on_workers_match_one_thread(monkeypatch, group):
+    from onnxlite.providers.cpu import blas, workers
+    from onnxlite.providers.cpu.kernels import conv as conv_mod
+
+    monkeypatch.setattr(blas, "MIN_SPLIT_MACS", 1)
+    x, w = rand(1, 4, 11, 9), rand(6, 4 // group, 3, 3)
+    args = (x, w, None, group, (1, 2), (1, 1), (1, 1), (1, 0), [11, 4])
+    prev = workers.set_workers(1)
+    try:
+        one = conv_mod.conv_core(*args)
+        workers.set_workers(3)
+        three = conv_mod.conv_core(*args)
+    finally:
+        workers.set_workers(prev)
+    np.testing.assert_array_equal(one, three)

@@ -9,6 +9,7 @@ exact for 8-bit products summed over fewer than 2**37 terms.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ import ml_dtypes
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .. import blas
+from .. import blas, workers
 from ..registry import kernel
 
 # Types numpy has no BLAS for: computed in float32 and cast back.
@@ -148,16 +149,24 @@ def conv_core(
         # bound the patch matrix: large batches or images go in bands of output rows
         row_bytes = n * c * kk * (ll // out[0]) * x.dtype.itemsize
         rows = max(1, _IM2COL_BYTES // max(row_bytes, 1))
+        nw = workers.workers()
+        if nw > 1 and (kk > 1 or group > 1) and out[0] >= 2 and n * m * cg * kk * ll >= blas.MIN_SPLIT_MACS:
+            # bands of output rows on the workers: the patch copies run in parallel too
+            rows = min(rows, -(-out[0] // nw))
         if rows >= out[0]:
             y = _gemm_patches(xp, wm, group, k, s, d, out).reshape(n, m, *out)
         else:
             y = np.empty((n, m, *out), dtype=x.dtype)
             ek0 = (k[0] - 1) * d[0] + 1
-            for r0 in range(0, out[0], rows):
-                r1 = min(out[0], r0 + rows)
-                band = xp[:, :, r0 * s[0] : (r1 - 1) * s[0] + ek0]
+
+            def band(r0: int, r1: int) -> None:
+                xb = xp[:, :, r0 * s[0] : (r1 - 1) * s[0] + ek0]
                 sub = [r1 - r0, *out[1:]]
-                y[:, :, r0:r1] = _gemm_patches(band, wm, group, k, s, d, sub).reshape(n, m, *sub)
+                y[:, :, r0:r1] = _gemm_patches(xb, wm, group, k, s, d, sub).reshape(n, m, *sub)
+
+            bands = [functools.partial(band, r0, min(out[0], r0 + rows)) for r0 in range(0, out[0], rows)]
+            for i in range(0, len(bands), nw):
+                workers.run_all(bands[i : i + nw])
     if b is not None:
         y += b.astype(y.dtype, copy=False).reshape((1, m) + (1,) * len(out))
     return y
