@@ -183,11 +183,12 @@ class Attr:
             pass
 
 
-# A primitive whose work would take one core less than this many microseconds runs on one
+# A primitive whose estimated work on one core is under this many microseconds runs on one
 # thread: waking a sleeping OpenMP thread (see _lib's wait policy) and the barrier cost more
-# than the second core gives back on such small work (measured: 60-90 us per wake-up on a
-# shared 2-core VM; a 1x1 convolution of 16x4x4 took 25 us on one thread, 95 us on two).
-SMALL_WORK_US = 150.0
+# than the second core gives back on small work. Measured on a shared 2-core VM: a tiny 1x1
+# convolution took 23 us on one thread and 95 us on two; a 3x3 one estimated at 120 us, 90 us
+# against 154 us; estimates of 200-300 us broke even; one estimated at 960 us, 550 against 410.
+SMALL_WORK_US = 300.0
 _CORE_FLOPS_PER_US = 60e3  # float32 GEMM-like throughput of one core
 _CORE_BYTES_PER_US = 8e3  # memory traffic of one core
 

@@ -34,7 +34,7 @@ from ...errors import InvalidArgument
 from ...ir.graph import Graph, Node
 from ..base import ExecutionProvider, schema_version
 from ..registry import NodeInfo
-from . import _dynq, _qdq
+from . import _bnchain, _consts, _dynq, _qdq
 from . import _lib as L
 from ._conv import ACTIVATIONS, ConvKernel, fused_activation
 from ._int8 import IntConvKernel, IntMatMulKernel
@@ -194,6 +194,17 @@ class DnnlExecutionProvider(ExecutionProvider):
                 plans[j] = _NodePlan(extra={"fn": fn})
                 if j not in mine:
                     mine.append(j)
+        for i in list(mine):
+            if plans[i].passthrough or plans[i].extra:
+                continue
+            bnc = _bnchain.match(graph, i, set(mine), consumers, escaping)
+            if bnc is None:
+                continue
+            parts = [(bnc.bn, "head"), (bnc.mul, "mul")] + ([(bnc.add, "add")] if bnc.add is not None else [])
+            if any(plans[j].passthrough or plans[j].extra for j, _ in parts[1:]):
+                continue
+            for j, role in parts:
+                plans[j] = _NodePlan(extra={"bn": (bnc, role)})
         mine.sort()
         claimed = {id(graph.nodes[i]) for i in mine}
         stable = set(graph.initializers)
@@ -202,9 +213,9 @@ class DnnlExecutionProvider(ExecutionProvider):
                 continue
             node = graph.nodes[j]
             if node.op_type == "DequantizeLinear":
-                value = _constant_dequantized(graph, node, consumers, claimed, escaping)
+                value = _consts.constant_dequantized(graph, node, consumers, claimed, escaping)
             else:
-                value = _constant_of_shape(graph, node, consumers, claimed, escaping)
+                value = _consts.constant_of_shape(graph, node, consumers, claimed, escaping)
             if value is not None:
                 plans[j] = _NodePlan(extra={"constant": value})
                 mine.append(j)
@@ -225,6 +236,9 @@ class DnnlExecutionProvider(ExecutionProvider):
                 continue
             if plans[i].passthrough or "qdq" in plans[i].extra or "fn" in plans[i].extra:
                 continue
+            bn_role = plans[i].extra.get("bn")
+            if bn_role is not None and bn_role[0].tail != i:
+                continue
             out = node.outputs[0]
             users = consumers.get(out, [])
             if out in escaping or len(users) != 1 or id(users[0]) not in claimed:
@@ -235,7 +249,7 @@ class DnnlExecutionProvider(ExecutionProvider):
             post = _activation_post(act, graph)
             if post is None:
                 continue
-            if node.op_type == "BatchNormalization" and (act.op_type != "Relu"):
+            if (node.op_type == "BatchNormalization" or bn_role is not None) and act.op_type != "Relu":
                 continue  # batch normalization fuses a plain ReLU only
             j = graph.nodes.index(act)
             plans[i].post = post
@@ -261,6 +275,12 @@ class DnnlExecutionProvider(ExecutionProvider):
             return identity
         if "fn" in plan.extra:
             return plan.extra["fn"]
+        if "bn" in plan.extra:
+            bnc, role = plan.extra["bn"]
+            head, mul, add = _bnchain.kernels(bnc)
+            if role == ("mul" if bnc.add is None else "add"):
+                bnc.kernel[:] = [BatchNormKernel(bnc.epsilon, plan.keep_blocked, relu=plan.post is not None)]
+            return {"head": head, "mul": mul, "add": add}[role]
         if "constant" in plan.extra:
             value = plan.extra["constant"]
             return lambda *unused: value
@@ -269,67 +289,6 @@ class DnnlExecutionProvider(ExecutionProvider):
             return _build_qdq(info, group, plan.keep_blocked)
         build = _BUILDERS[(info.domain, node.op_type)]
         return build(info, plan)
-
-
-# Inputs that a kernel packs once per weights object (see ConvKernel, MatMulKernel).
-_PACKED_INPUT = {("Conv", 1), ("FusedConv", 1), ("Gemm", 1), ("FusedGemm", 1), ("MatMul", 1)}
-
-
-def _constant_of_shape(
-    graph: Graph, node: Node, consumers: dict[str, list[Node]], claimed: set[int], escaping: set[str]
-) -> np.ndarray | None:
-    """The value of a ConstantOfShape of a constant shape whose users are all claimed, or None.
-
-    Such a node (weights of onnx's "light" models, left unfolded to keep the model small in
-    memory) is computed once: the same read-only object every run lets the consumers' weight
-    packing happen once. Where every user packs it, it is a zero-copy broadcast view.
-    """
-    if node.op_type != "ConstantOfShape" or node.domain not in ("", "ai.onnx") or not node.outputs:
-        return None
-    out = node.outputs[0]
-    shape = _const(graph, node.inputs[0]) if node.inputs else None
-    users = consumers.get(out, [])
-    if shape is None or shape.ndim != 1 or np.any(shape < 0) or out in escaping or not users:
-        return None
-    if not all(id(u) in claimed for u in users):
-        return None
-    value = node.attrs.get("value")
-    v = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)[:1]
-    if v.dtype != np.float32 or v.size != 1:
-        return None
-    dims = tuple(int(d) for d in shape)
-    packed = all((u.op_type, k) in _PACKED_INPUT for u in users for k, n in enumerate(u.inputs) if n == out)
-    if packed:
-        return np.broadcast_to(v[0], dims)
-    arr = np.full(dims, v[0], np.float32)
-    arr.setflags(write=False)
-    return arr
-
-
-def _constant_dequantized(
-    graph: Graph, node: Node, consumers: dict[str, list[Node]], claimed: set[int], escaping: set[str]
-) -> np.ndarray | None:
-    """DequantizeLinear of initializers (int32 biases of QDQ models, weights outside a group),
-    used by claimed nodes only: computed once, by the CPU provider's kernel (the same values)."""
-    from ..cpu.kernels.quantize import dequantize_linear
-
-    if node.domain not in ("", "ai.onnx") or not node.outputs or node.outputs[0] in escaping:
-        return None
-    vals = [_const(graph, n) for n in node.inputs if n]
-    users = consumers.get(node.outputs[0], [])
-    if any(v is None for v in vals) or not users or not all(id(u) in claimed for u in users):
-        return None
-    a = node.attrs
-    y = dequantize_linear(
-        *vals,
-        axis=int(a.get("axis", 1)),
-        block_size=int(a.get("block_size", 0)),
-        output_dtype=int(a.get("output_dtype", 0)),
-    )
-    if not isinstance(y, np.ndarray) or y.dtype != np.float32:
-        return None
-    y.setflags(write=False)
-    return y
 
 
 def _connected_groups(graph: Graph, mine: list[int], producer: dict[str, int]) -> list[list[int]]:
