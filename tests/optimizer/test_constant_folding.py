@@ -109,7 +109,7 @@ def test_graph_outputs_random_ops_and_overridable_initializers_stay() -> None:
     assert changed == [] and ops(m) == ["Add", "RandomNormal", "Add", "Mul", "Add"]
 
 
-@pytest.mark.parametrize(("shape", "folded"), [([1024, 1024], True), ([1 << 14, 1 << 13], False)])
+@pytest.mark.parametrize(("shape", "folded"), [([1024, 1024], True), ([1 << 15, 1 << 14], False)])
 def test_constant_of_shape_weights_fold_up_to_the_weight_limit(shape: list[int], folded: bool) -> None:
     nodes = [
         mk("ConstantOfShape", ["shape"], ["big"], value=helper.make_tensor("v", 1, [1], [0.5])),

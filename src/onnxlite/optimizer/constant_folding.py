@@ -25,7 +25,7 @@ from .base import PassContext
 
 # A folded output may grow up to this many elements beyond the size of the inputs it replaces.
 FOLD_LIMIT = 1 << 16
-WEIGHT_LIMIT = 1 << 26  # ConstantOfShape outputs up to 256 MiB of float32
+WEIGHT_LIMIT = 1 << 28  # ConstantOfShape outputs up to 1 GiB of float32
 
 _SHAPE_OPS = frozenset(
     {"Shape", "Size", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Cast", "Identity"}
@@ -133,7 +133,9 @@ class ConstantFolding:
                 r = np.asarray(r)
             if not isinstance(r, np.ndarray) or r.size > limit or r.dtype == object:
                 return None
-            out.append(np.array(r))  # owned and writable: views would pin their bases
+            if r.base is not None or not r.flags.writeable or not r.flags.c_contiguous:
+                r = np.array(r)  # owned and writable: views would pin their bases
+            out.append(r)
         return out
 
     def _simplify_where(self, node: Node, idx: GraphIndex) -> bool:
