@@ -14,6 +14,7 @@ import numpy as np
 
 from ....types import np_dtype
 from ..registry import kernel
+from ..workers import for_rows
 from .activation import (
     celu,
     elu,
@@ -261,7 +262,55 @@ def _norm_rows(s: np.ndarray, epsilon: float, simplified: bool):
     return dev * inv, mean, inv
 
 
+def _skip_norm_f32(x, skip, gamma, beta, bias, epsilon, simplified):
+    """The float32 case, row blocks on the workers, no temporaries beyond the outputs."""
+    f32 = np.float32
+    cols = x.shape[-1]
+    rows_n = x.size // cols
+    x2, k2 = x.reshape(rows_n, cols), skip.reshape(rows_n, cols)
+    ssum = np.empty((rows_n, cols), f32)
+    y = np.empty((rows_n, cols), f32)
+    mean = np.zeros((rows_n, 1), f32)
+    inv = np.empty((rows_n, 1), f32)
+    eps, n = f32(epsilon), f32(max(cols, 1))
+
+    def rows(r0: int, r1: int) -> None:
+        sv, yv = ssum[r0:r1], y[r0:r1]
+        np.add(x2[r0:r1], k2[r0:r1], out=sv)
+        if bias is not None:
+            sv += bias
+        if simplified:
+            yv[...] = sv
+        else:
+            m = sv.mean(axis=1, keepdims=True)
+            mean[r0:r1] = m
+            np.subtract(sv, m, out=yv)
+        iv = inv[r0:r1]
+        iv[:, 0] = np.einsum("ij,ij->i", yv, yv)
+        iv /= n
+        iv += eps
+        np.sqrt(iv, out=iv)
+        np.reciprocal(iv, out=iv)
+        yv *= iv
+        yv *= gamma
+        if beta is not None:
+            yv += beta
+
+    for_rows(rows_n, cols, rows)
+    stat = (*x.shape[:-1], 1)
+    return y.reshape(x.shape), mean.reshape(stat), inv.reshape(stat), ssum.reshape(x.shape)
+
+
 def _skip_norm(x, skip, gamma, beta, bias, epsilon, simplified):
+    vecs = [v for v in (gamma, beta, bias) if v is not None]
+    if (
+        x.dtype == np.float32
+        and x.size
+        and skip.shape == x.shape
+        and skip.dtype == np.float32
+        and all(v.dtype == np.float32 and v.shape == x.shape[-1:] for v in vecs)
+    ):
+        return _skip_norm_f32(x, skip, gamma, beta, bias, epsilon, simplified)
     dt = x.dtype
     ct = compute_dtype(dt)
     s = x.astype(ct) + skip.astype(ct, copy=False)
