@@ -156,13 +156,7 @@ class IOBinding:
                     s = copy[0].ins[0]
             fetch.append(s)
         variant = plan.variant(tuple(fetch))
-        with sess._blas_limit():
-            if sess._profiler is not None:
-                results = sess._profiler.run(plan, vals, variant)
-            elif sess._executor is not None:
-                results = sess._executor.execute(plan, vals, variant, run_options)
-            else:
-                results = plan.execute(vals, variant, run_options)
+        results = sess._execute(vals, variant, run_options)
         out = []
         for n, v in zip(names, results):
             if n in self._out_devices:

@@ -18,17 +18,17 @@ from .types import elem_name, onnx_type
 def _type_shape(values: list[Any]) -> list[dict[str, list[int]]]:
     out = []
     for v in values:
-        if isinstance(v, (np.ndarray, np.generic)):
+        if isinstance(v, (np.ndarray, np.generic)) or (hasattr(v, "dtype") and hasattr(v, "shape")):
             try:
                 name = elem_name(onnx_type(v.dtype))
             except TypeError:
                 name = str(v.dtype)
-            out.append({name: list(np.shape(v))})
+            out.append({name: [int(d) for d in v.shape]})
     return out
 
 
 def _nbytes(values: list[Any]) -> int:
-    return int(sum(v.nbytes for v in values if isinstance(v, (np.ndarray, np.generic))))
+    return int(sum(v.nbytes for v in values if hasattr(v, "nbytes") and hasattr(v, "dtype")))
 
 
 class Profiler:

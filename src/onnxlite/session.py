@@ -393,14 +393,16 @@ class InferenceSession:
     ) -> list[Any]:
         """Compute the outputs named (all when None or []) from ``input_feed`` {name: array}."""
         vals, variant = self._prepare(output_names, input_feed)
+        return [_output(r) for r in self._execute(vals, variant, run_options)]
+
+    def _execute(self, vals: list[Any], variant: Any, run_options: RunOptions | None) -> list[Any]:
+        """Run a prepared variant (profiled, parallel or plain) under the session's thread settings."""
         with self._blas_limit():
             if self._profiler is not None:
-                results = self._profiler.run(self._plan, vals, variant)
-            elif self._executor is not None:
-                results = self._executor.execute(self._plan, vals, variant, run_options)
-            else:
-                results = self._plan.execute(vals, variant, run_options)
-        return [_output(r) for r in results]
+                return self._profiler.run(self._plan, vals, variant)
+            if self._executor is not None:
+                return self._executor.execute(self._plan, vals, variant, run_options)
+            return self._plan.execute(vals, variant, run_options)
 
     def run_with_ort_values(
         self,
