@@ -96,6 +96,7 @@ _SIGS: dict[str, tuple[Any, list[Any]]] = {
     "dnnl_memory_desc_query": (c_int, [c_void_p, c_int, c_void_p]),
     "dnnl_memory_create": (c_int, [POINTER(c_void_p), c_void_p, c_void_p, c_void_p]),
     "dnnl_memory_destroy": (c_int, [c_void_p]),
+    "dnnl_memory_set_data_handle": (c_int, [c_void_p, c_void_p]),
     "dnnl_primitive_desc_query_md": (c_void_p, [c_void_p, c_int, c_int]),
     "dnnl_primitive_desc_query": (c_int, [c_void_p, c_int, c_int, c_void_p]),
     "dnnl_primitive_desc_destroy": (c_int, [c_void_p]),
