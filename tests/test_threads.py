@@ -47,6 +47,38 @@ def test_intra_op_threads_limit_blas_during_run() -> None:
         ort.unregister_custom_op("Probe", "t.ops")
 
 
+@pytest.mark.parametrize(("intra", "expected"), [(1, 1), (3, 3), (0, None)])
+def test_intra_op_threads_set_the_workers_and_hold_blas_at_one(intra: int, expected: int | None) -> None:
+    from onnxlite.providers.cpu import workers
+    from onnxlite.threads import usable_cores
+
+    seen: list[tuple[int, int]] = []
+
+    @ort.register_custom_op("Probe2", domain="t.ops")
+    def probe(x):  # type: ignore[no-untyped-def]
+        seen.append((workers.workers(), _blas_threads()))
+        return x
+
+    try:
+        g = onnx.helper.make_graph(
+            [onnx.helper.make_node("Probe2", ["x"], ["y"], domain="t.ops")],
+            "g",
+            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+        )
+        m = onnx.helper.make_model(
+            g, opset_imports=[onnx.helper.make_opsetid("", 17), onnx.helper.make_opsetid("t.ops", 1)]
+        )
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = intra
+        before = workers.workers()
+        ort.InferenceSession(m, sess_options=so).run(None, {"x": np.ones(1, np.float32)})
+        assert seen == [(expected or usable_cores(), 1)]
+        assert workers.workers() == before
+    finally:
+        ort.unregister_custom_op("Probe2", "t.ops")
+
+
 @pytest.mark.parametrize("name", ["inception_v1", "squeezenet"])
 def test_parallel_mode_matches_sequential(name: str) -> None:
     path = os.path.join(LIGHT, f"light_{name}.onnx")
