@@ -16,6 +16,7 @@ from .activation_fusion import ActivationFusion
 from .attention_fusion import AttentionFusion
 from .base import Pass, PassContext, PatternPass
 from .bias_gelu_fusion import BiasGeluFusion
+from .bn_mul_add_fold import BnMulAddFold
 from .constant_folding import ConstantFolding
 from .conv_bn_fold import ConvBnFold
 from .conv_mul_add_fold import ConvMulAddFold
@@ -41,6 +42,7 @@ ALL_PASSES: dict[str, Pass] = {
         TransposeFold(),
         ConvBnFold(),
         ConvMulAddFold(),
+        BnMulAddFold(),
         MatMulAddToGemm(),
         GeluFusion(),
         LayerNormFusion(),
@@ -60,6 +62,7 @@ _BASIC = [
     "transpose_fold",
     "conv_bn_fold",
     "conv_mul_add_fold",
+    "bn_mul_add_fold",
     "matmul_add_to_gemm",
     "gelu_fusion",
     "layernorm_fusion",
