@@ -271,3 +271,28 @@ def test_empty_batch() -> None:
     c = 3
     inits = {"s": rand(c), "b": rand(c), "m": rand(c), "v": np.abs(rand(c)) + 0.1}
     check_op("BatchNormalization", {"x": x}, inits=inits)
+
+
+@pytest.mark.parametrize("tail", ["add", "add_bias_first", "biasgelu"])
+def test_matmul_bias_epilogue_is_one_primitive(tail: str) -> None:
+    from onnx import helper
+
+    from .conftest import DNNL, assert_close, graph_model, run_both, where
+
+    r = np.random.default_rng(4)
+    x = r.standard_normal((2, 5, 24)).astype(np.float32)
+    inits = {
+        "w": r.standard_normal((24, 16)).astype(np.float32),
+        "b": r.standard_normal(16).astype(np.float32),
+    }
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"])]
+    if tail == "biasgelu":
+        nodes.append(helper.make_node("BiasGelu", ["m", "b"], ["y"], domain="com.microsoft"))
+    else:
+        nodes.append(helper.make_node("Add", ["b", "m"] if tail == "add_bias_first" else ["m", "b"], ["y"]))
+    model = graph_model(nodes, {"x": x}, ["y"], inits, ms=tail == "biasgelu")
+    got, want, sd = run_both(model, {"x": x})
+    assert_close(got[0], want[0], 1e-5)
+    assert where(sd)["y"] == DNNL
+    mm = next(st.node for st in sd._plan.steps if st.node.op_type == "MatMul")
+    assert "bias" in sd._providers[0]._plans[id(mm)].extra

@@ -230,16 +230,29 @@ class DnnlExecutionProvider(ExecutionProvider):
             if node.op_type in ("MatMul", "Gemm", "FusedGemm"):
                 # Weights computed at run time are read in place rather than reordered per run.
                 plans[i].extra["const_w"] = node.inputs[1] in stable
+        for i in list(mine):
+            tail = _matmul_epilogue(graph, i, plans[i], set(candidates), consumers, escaping)
+            if tail is not None:
+                j, k, bias, post = tail
+                plans[i].extra["bias"], plans[i].post = bias, post
+                plans[i].extra["output"] = graph.nodes[j].outputs[0]
+                plans[j] = _NodePlan(extra={"fn": _pass_on(k)})
+                if j not in mine:
+                    mine.append(j)
+                    claimed.add(id(graph.nodes[j]))
+        mine.sort()
         for i in mine:
             node = graph.nodes[i]
             if node.op_type not in _FUSABLE_INTO or node.domain not in ("", "ai.onnx"):
+                continue
+            if plans[i].post is not None:
                 continue
             if plans[i].passthrough or "qdq" in plans[i].extra or "fn" in plans[i].extra:
                 continue
             bn_role = plans[i].extra.get("bn")
             if bn_role is not None and bn_role[0].tail != i:
                 continue
-            out = node.outputs[0]
+            out = plans[i].extra.get("output", node.outputs[0])
             users = consumers.get(out, [])
             if out in escaping or len(users) != 1 or id(users[0]) not in claimed:
                 continue
@@ -289,6 +302,52 @@ class DnnlExecutionProvider(ExecutionProvider):
             return _build_qdq(info, group, plan.keep_blocked)
         build = _BUILDERS[(info.domain, node.op_type)]
         return build(info, plan)
+
+
+def _matmul_epilogue(
+    graph: Graph,
+    i: int,
+    plan: _NodePlan,
+    candidates: set[int],
+    consumers: dict[str, list[Node]],
+    escaping: set[str],
+) -> tuple[int, int, np.ndarray, tuple[int, float, float] | None] | None:
+    """(node, its input from the matmul, bias, post-op) of an Add of a constant bias or a
+    com.microsoft BiasGelu after MatMul ``i`` with constant 2-D weights: the matmul's bias (and
+    GELU post-op), one pass over the output instead of two or three (BERT's dense layers)."""
+    node = graph.nodes[i]
+    if node.op_type != "MatMul" or not plan.extra.get("packed") or not plan.extra.get("const_w"):
+        return None
+    if plan.passthrough or plan.post is not None or set(plan.extra) - {"packed", "const_w"}:
+        return None
+    w = _const(graph, node.inputs[1])
+    out = node.outputs[0]
+    users = consumers.get(out, [])
+    if w is None or out in escaping or len(users) != 1:
+        return None
+    nxt = users[0]
+    j = graph.nodes.index(nxt)
+    if j not in candidates or len(nxt.inputs) != 2:
+        return None
+    k = nxt.inputs.index(out)
+    bias = _const(graph, nxt.inputs[1 - k])
+    n = w.shape[1]
+    if bias is None or bias.dtype != np.float32 or bias.shape not in ((n,), (1, n)):
+        return None
+    if nxt.op_type == "Add" and nxt.domain in ("", "ai.onnx"):
+        return j, k, bias.reshape(n), None
+    if nxt.op_type == "BiasGelu" and nxt.domain == MS and k == 0:
+        return j, k, bias.reshape(n), (L.ELT_GELU_ERF, 0.0, 0.0)
+    return None
+
+
+def _pass_on(k: int) -> Callable[..., Any]:
+    """The kernel of a node whose work its producer did: input ``k`` is its result."""
+
+    def pass_on(*xs: Any) -> Any:
+        return xs[k]
+
+    return pass_on
 
 
 def _connected_groups(graph: Graph, mine: list[int], producer: dict[str, int]) -> list[list[int]]:
@@ -676,11 +735,19 @@ def _build_ln(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
 
 
 def _build_matmul(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
-    return MatMulKernel(
+    k = MatMulKernel(
         bool(plan.extra.get("packed")),
         reorder_weights=bool(plan.extra.get("const_w", False)),
         post=plan.post,
     )
+    bias = plan.extra.get("bias")
+    if bias is None:
+        return k
+
+    def matmul_bias(a: Any, b: Any) -> Any:
+        return k(a, b, bias)
+
+    return matmul_bias
 
 
 def _fused_gemm_post(a: Mapping[str, Any]) -> tuple[int, float, float] | None:
