@@ -217,6 +217,12 @@ def main() -> None:
     args = ap.parse_args()
     import onnxruntime
 
+    import onnxlite
+
+    # Load oneDNN (and its OpenMP runtime, with sleeping idle threads) before the model helpers
+    # import torch, whose libgomp.so.1 would otherwise be the one loaded, with spinning threads.
+    onnxlite.get_available_providers()
+
     onnxruntime.set_default_logger_severity(3)
     t0 = time.perf_counter()
     results = []
