@@ -1,0 +1,79 @@
+"""In-place variants of element-wise kernels, for values nothing else can see.
+
+A value qualifies when a CPU kernel that always returns a newly allocated array produced it
+(FRESH_OPS), the node about to read it is its only reader, and it is not a graph output: then no
+other value can alias its buffer, and the element-wise node may write its result there instead of
+allocating (and filling) a new array. The compiler decides this once per plan (see
+:func:`onnxlite.compile.compile_graph`); at run time the variants fall back to the allocating
+kernel whenever the result would not fit the buffer (broadcasting to a larger shape, another dtype).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+# CPU kernels whose outputs are always fresh arrays, never views of their inputs or of cached
+# values; the in-place variants below keep that property (they return the buffer they own).
+FRESH_OPS = frozenset(
+    {
+        ("", "Conv"),
+        ("com.microsoft", "FusedConv"),
+        ("", "BatchNormalization"),
+        ("", "MatMul"),
+        ("", "Gemm"),
+        ("com.microsoft", "FusedGemm"),
+        ("", "Relu"),
+        ("", "Add"),
+        ("", "Sub"),
+        ("", "Mul"),
+    }
+)
+
+_UNARY: dict[str, Callable[[np.ndarray], Any]] = {
+    "Relu": lambda x: np.maximum(x, 0, out=x),
+}
+_BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}
+
+
+def _unary(ufunc_inplace: Callable[[np.ndarray], Any], fallback: Callable[..., Any]) -> Callable[..., Any]:
+    def run(x):
+        if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.flags.writeable:
+            return ufunc_inplace(x)
+        return fallback(x)
+
+    return run
+
+
+def _binary(ufunc: Any, pos: int, fallback: Callable[..., Any]) -> Callable[..., Any]:
+    def run(a, b):
+        t = b if pos else a
+        ok = isinstance(t, np.ndarray) and t.ndim and t.dtype.kind == "f" and t.flags.writeable
+        if ok and a.dtype == b.dtype:
+            try:
+                return ufunc(a, b, out=t)
+            except ValueError:  # the result broadcasts beyond the buffer
+                pass
+        return fallback(a, b)
+
+    return run
+
+
+def inplace_variant(
+    op_type: str, domain: str, attrs: dict[str, Any], owned: tuple[bool, ...], fn: Callable[..., Any]
+) -> Callable[..., Any] | None:
+    """A kernel writing into an input it may overwrite (``owned[i]``), or None.
+
+    ``fn`` is the node's ordinary kernel, used whenever the in-place write does not apply.
+    """
+    if domain not in ("", "ai.onnx") or attrs:
+        return None
+    if op_type in _UNARY and owned[:1] == (True,):
+        return _unary(_UNARY[op_type], fn)
+    if op_type in _BINARY and len(owned) == 2:
+        for pos in (0, 1):
+            if owned[pos]:
+                return _binary(_BINARY[op_type], pos, fn)
+    return None

@@ -1,0 +1,91 @@
+"""Element-wise steps write into inputs only they can see, and only those."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import onnxlite as ort
+
+mk = helper.make_node
+
+
+def _model(nodes, outputs, inits=None, x_shape=(2, 3, 5, 5)):  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    inits = inits or {"w": rng.standard_normal((3, 3, 1, 1)).astype(np.float32)}
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _in_place(sess: ort.InferenceSession) -> list[str]:
+    names = [(st.node.op_type, getattr(st.fn, "__qualname__", "")) for st in sess._plan.steps]
+    return [op for op, q in names if q.split(".")[0] in ("_unary", "_binary")]
+
+
+def _both(model, feeds):  # type: ignore[no-untyped-def]
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    fast = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    import onnx.reference
+
+    want = onnx.reference.ReferenceEvaluator(model).run(None, feeds)
+    got = fast.run(None, feeds)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    return fast
+
+
+X = {"x": np.random.default_rng(1).standard_normal((2, 3, 5, 5)).astype(np.float32)}
+
+
+def test_relu_after_conv_writes_in_place() -> None:
+    m = _model([mk("Conv", ["x", "w"], ["c"]), mk("Relu", ["c"], ["y"])], ["y"])
+    assert _in_place(_both(m, X)) == ["Relu"]
+
+
+def test_value_with_another_reader_is_not_overwritten() -> None:
+    nodes = [mk("Conv", ["x", "w"], ["c"]), mk("Relu", ["c"], ["r"]), mk("Add", ["r", "c"], ["y"])]
+    m = _model(nodes, ["y"])
+    assert "Relu" not in _in_place(_both(m, X))
+
+
+def test_graph_output_is_not_overwritten() -> None:
+    m = _model([mk("Conv", ["x", "w"], ["c"]), mk("Relu", ["c"], ["y"])], ["y", "c"])
+    assert _in_place(_both(m, X)) == []
+
+
+def test_views_and_inputs_are_not_overwritten() -> None:
+    nodes = [
+        mk("Relu", ["x"], ["r0"]),  # a graph input: never owned
+        mk("Reshape", ["r0", "shape"], ["v"]),  # a view
+        mk("Relu", ["v"], ["y"]),
+    ]
+    inits = {"shape": np.array([2, 75], np.int64)}
+    m = _model(nodes, ["y"], inits)
+    assert _in_place(_both(m, X)) == []
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul"])
+def test_binary_into_the_fresh_operand_even_on_the_right(op: str) -> None:
+    nodes = [mk("Conv", ["x", "w"], ["c"]), mk(op, ["k", "c"], ["y"])]
+    inits = {"w": np.ones((3, 3, 1, 1), np.float32), "k": np.arange(5, dtype=np.float32)}
+    m = _model(nodes, ["y"], inits)
+    assert _in_place(_both(m, X)) == [op]
+
+
+def test_broadcast_beyond_the_buffer_falls_back() -> None:
+    # the fresh value (1, 3, 1, 1) broadcasts up to the other operand's shape: no room in place
+    nodes = [
+        mk("ReduceMean", ["x"], ["r"], axes=[0, 2, 3]),
+        mk("Relu", ["r"], ["rr"]),
+        mk("Add", ["rr", "x"], ["y"]),
+    ]
+    m = _model(nodes, ["y"], {"unused": np.zeros(1, np.float32)})
+    assert _in_place(_both(m, X)) == ["Add"]
