@@ -170,13 +170,23 @@ def render(results: list[dict], command: str, wall: float) -> str:
 
     import onnxlite
 
+    cpu = platform.processor() or platform.machine()
+    with open("/proc/cpuinfo") as f:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    try:
+        import subprocess
+
+        git = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=HERE, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        git = "unknown"
     lines = [
         "# onnxlite INT8 benchmark",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
-        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"{platform.platform()}",
-        f"- versions: onnxlite {onnxlite.__version__}, onnxruntime {onnxruntime.__version__}, "
+        f"- machine: {cpu}, {os.cpu_count()} cores; {platform.platform()}",
+        f"- versions: onnxlite {onnxlite.__version__} (git {git}), onnxruntime {onnxruntime.__version__}, "
         f"numpy {np.__version__}, Python {platform.python_version()}",
         f"- command: `{command}`; wall time {wall:.0f} s",
         "- onnxlite: default providers (DnnlExecutionProvider, then CPUExecutionProvider); "
