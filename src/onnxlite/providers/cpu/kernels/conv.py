@@ -162,7 +162,11 @@ def conv_core(
             def band(r0: int, r1: int) -> None:
                 xb = xp[:, :, r0 * s[0] : (r1 - 1) * s[0] + ek0]
                 sub = [r1 - r0, *out[1:]]
-                y[:, :, r0:r1] = _gemm_patches(xb, wm, group, k, s, d, sub).reshape(n, m, *sub)
+                cols = _im2col(xb, k, s, d, sub)  # (N, C*K, L)
+                for i in range(n):
+                    yv = y[i, :, r0:r1].view()
+                    yv.shape = (group, mg, -1)  # the GEMM writes straight into the output
+                    np.matmul(wm.reshape(group, mg, -1), cols[i].reshape(group, cg * kk, -1), out=yv)
 
             bands = [functools.partial(band, r0, min(out[0], r0 + rows)) for r0 in range(0, out[0], rows)]
             for i in range(0, len(bands), nw):
