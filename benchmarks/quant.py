@@ -242,6 +242,13 @@ def main() -> None:
         results.append(r)
         print(name, {k: round(v, 1) for k, v in r["median_ms"].items()}, flush=True)
     command = "python benchmarks/quant.py" + (f" --repeat {args.repeat}" if args.repeat != 30 else "")
+    blas_env = sorted(k for k in os.environ if k.startswith("OPENBLAS"))
+    # numpy's OpenBLAS should pick its own kernel (see README.md): record how it was run
+    command = (
+        f"OPENBLAS_* set: {', '.join(blas_env)}; "
+        if blas_env
+        else "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+    ) + command
     text = render(results, command, time.perf_counter() - t0)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(text)
