@@ -37,10 +37,10 @@ def _bounds(total: int, parts: int) -> list[tuple[int, int]]:
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``np.matmul(a, b)`` for same-dtype float arrays, split across the workers when large."""
+    if b.ndim < 2 or a.ndim < 2 or a.size * b.shape[-1] < MIN_SPLIT_MACS:
+        return np.matmul(a, b)  # checked first: small products are where per-call cost shows
     n = workers()
-    if n <= 1 or b.ndim < 2 or a.ndim < 2 or a.size * b.shape[-1] < MIN_SPLIT_MACS:
-        return np.matmul(a, b)
-    if a.dtype != b.dtype or a.dtype.kind != "f":
+    if n <= 1 or a.dtype != b.dtype or a.dtype.kind != "f":
         return np.matmul(a, b)
     m, k, cols = a.shape[-2], a.shape[-1], b.shape[-1]
     if b.ndim == 2:

@@ -32,6 +32,14 @@ _F32 = np.dtype(np.float32)
 _GEMM_ATTRS = frozenset({"alpha", "beta", "broadcast", "transA", "transB"})
 
 
+def _add_into(y: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """y + c, written into y (the caller's own fresh product) unless c broadcasts beyond it."""
+    try:
+        return np.add(y, c, out=y)
+    except ValueError:
+        return y + c
+
+
 def gemm_fn(
     alpha: float = 1.0,
     beta: float = 1.0,
@@ -42,34 +50,16 @@ def gemm_fn(
 ) -> Callable[..., np.ndarray]:
     """Gemm with its attributes bound; float32 takes a short path (per-call cost matters for
     small layers), other types the general one. ``act`` may overwrite the product in place.
-    ``f32``: the operands are statically known to be float32."""
+    ``f32``: the operands are statically known to be float32 (no dtype checks per call)."""
     alpha32, beta32 = np.float32(alpha), np.float32(beta)
-    split_at = blas.MIN_SPLIT_MACS
-    if f32 and alpha == 1.0 and beta == 1.0:
-
-        def known_f32(a, b, c=None):
-            aa, bb = a.T if transA else a, b.T if transB else b
-            y = np.matmul(aa, bb) if aa.size * bb.shape[-1] < split_at else blas.matmul(aa, bb)
-            if c is not None:
-                try:
-                    np.add(y, c, out=y)
-                except ValueError:
-                    y = y + c
-            return y if act is None else act(y)
-
-        return known_f32
 
     def run(a, b, c=None):
-        if a.dtype == _F32 and b.dtype == _F32 and (c is None or c.dtype == _F32):
+        if f32 or (a.dtype == _F32 and b.dtype == _F32 and (c is None or c.dtype == _F32)):
             y = blas.matmul(a.T if transA else a, b.T if transB else b)
             if alpha != 1.0:
                 y *= alpha32
             if c is not None and beta != 0:
-                cc = c if beta == 1.0 else c * beta32
-                try:
-                    np.add(y, cc, out=y)
-                except ValueError:  # c broadcasts to more than the product's shape
-                    y = y + cc
+                y = _add_into(y, c if beta == 1.0 else c * beta32)
         else:
             y = gemm(a, b, c, alpha=alpha, beta=beta, transA=transA, transB=transB)
         return y if act is None else act(y)
