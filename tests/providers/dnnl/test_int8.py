@@ -256,7 +256,8 @@ def test_qdq_with_conv_relu_fused_by_the_optimizer() -> None:
 def test_quantize_and_dequantize_linear(dtype: type) -> None:
     x = (rng.standard_normal((2, 3, 5, 7)) * 4).astype(np.float32)
     zp = np.array(7 if dtype == np.uint8 else -5, dtype)
-    check_op("QuantizeLinear", {"x": x}, inits={"s": f(0.05), "z": zp}, lsb=1, opset=13)
+    x[0, 0, 0, :3] = [0.025, -0.075, 0.125]  # ties: x / s = 0.5, -1.5, 2.5
+    check_op("QuantizeLinear", {"x": x}, inits={"s": f(0.05), "z": zp}, lsb=0, opset=13)
     q = rng.integers(0, 256, (2, 3, 5, 7)) if dtype == np.uint8 else rng.integers(-128, 128, (2, 3, 5, 7))
     check_op("DequantizeLinear", {"q": q.astype(dtype)}, inits={"s": f(0.05), "z": zp}, rel=1e-6, opset=13)
     # per-axis scales stay on CPU
@@ -267,3 +268,24 @@ def test_quantize_and_dequantize_linear(dtype: type) -> None:
         on_dnnl=False,
         opset=13,
     )
+
+
+def test_quantize_linear_of_a_blocked_value() -> None:
+    """A float Conv's output in oneDNN's layout, quantized where it is (no reorder to plain)."""
+    from onnx import helper
+
+    from .conftest import DNNL, graph_model, run_both, where
+
+    x = rng.standard_normal((1, 8, 6, 6)).astype(np.float32)
+    inits = {"w": (rng.standard_normal((16, 8, 3, 3)) * 0.2).astype(np.float32), "s": f(0.05)}
+    inits["z"] = np.array(-3, np.int8)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("QuantizeLinear", ["c", "s", "z"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"]),
+    ]
+    got, want, sd = run_both(graph_model(nodes, {"x": x}, ["y"], inits, opset=13), {"x": x})
+    step = float(inits["s"])
+    diff = np.abs(got[0] - want[0])
+    assert diff.max() <= step * 1.001 and (diff > 0).mean() < 0.01  # float Conv rounding only
+    assert where(sd)["q"] == DNNL

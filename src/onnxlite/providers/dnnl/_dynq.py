@@ -1,11 +1,13 @@
 """Dynamic int8 matmuls: MatMulInteger -> Cast -> Mul(scale) [-> Add(bias) | BiasGelu] as one
-u8s8 oneDNN matmul with a float32 output, and DynamicQuantizeLinear as one oneDNN reorder.
+u8s8 oneDNN matmul with a float32 output; QuantizeLinear / DequantizeLinear as oneDNN reorders.
 
 This is the graph ``quantize_dynamic`` writes (onnxlite's and onnxruntime's alike). Run node by
 node, the int32 accumulator is written, cast, scaled and biased in four passes over memory; here
 the scale is oneDNN's weights scale (per tensor or per output column, given at run time: it holds
 the activation's dynamic scale), the bias and GELU are applied before the result is stored, and
-the weights are packed into oneDNN's layout once.
+the weights are packed into oneDNN's layout once. DynamicQuantizeLinear stays with the CPU
+provider: a oneDNN reorder multiplies by the reciprocal of the scale, which rounds ties (x / s
+exactly k + 0.5) differently from ONNX's division.
 
 The chain's first node returns a :class:`Deferred` (the quantized input and the weights); the
 Cast passes it on, the Mul adds the scale, and the last node computes. ``match`` only accepts
@@ -237,52 +239,6 @@ def chain_kernels(chain: Chain, graph: Graph) -> dict[int, Any]:
     return out
 
 
-class DynamicQuantizeKernel:
-    """DynamicQuantizeLinear: the range and parameters as onnxlite's CPU kernel computes them,
-    the uint8 tensor by one oneDNN reorder (scale and zero point applied as it converts)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[Any, Primitive] = {}
-        self._lock = threading.Lock()
-
-    def _prim(self, shape: tuple[int, ...]) -> Primitive:
-        p = self._cache.get(shape)
-        if p is None:
-            with self._lock:
-                p = self._cache.get(shape)
-                if p is None:
-                    attr = Attr().scales(L.ARG_DST, 0).zero_points(L.ARG_DST, 0)
-                    p = self._cache[shape] = make_reorder(plain_md(shape), plain_md(shape, L.U8), attr)
-        return p
-
-    def __call__(self, x: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        xf = np.asarray(x, np.float32)
-        if not xf.flags.c_contiguous:
-            xf = np.ascontiguousarray(xf)
-        if xf.size == 0:
-            return (
-                np.zeros(xf.shape, np.uint8),
-                np.array(np.float32(1.0) / np.float32(255), np.float32),
-                np.array(0, np.uint8),
-            )
-        hi = np.float32(max(0.0, float(xf.max())))
-        lo = np.float32(min(0.0, float(xf.min())))
-        scale = np.float32((hi - lo) if hi != lo else np.float32(1.0)) / np.float32(255)
-        zp = np.float32(np.rint(np.clip(np.float32(0) - lo / scale, 0, 255)))
-        shape = xf.shape if xf.ndim else (1,)
-        y = np.empty(shape, np.uint8)
-        src_md, dst_md = plain_md(shape), plain_md(shape, L.U8)
-        self._prim(shape).run(
-            [
-                (L.ARG_SRC, src_md, xf.reshape(shape)),
-                (L.ARG_DST, dst_md, y),
-                (L.ARG_ATTR_SCALES | L.ARG_DST, plain_md((1,), L.F32), np.array([scale], np.float32)),
-                (L.ARG_ATTR_ZERO_POINTS | L.ARG_DST, plain_md((1,), L.S32), np.array([int(zp)], np.int32)),
-            ]
-        )
-        return y.reshape(xf.shape), np.array(scale, np.float32), np.array(zp, np.uint8)
-
-
 class _Convert:
     """Float32 <-> 8-bit conversion with a runtime scale and zero point, in the input's layout
     (a strided oneDNN layout such as NHWC stays; a plain array is converted as 1-D)."""
@@ -347,17 +303,43 @@ class _Convert:
 
 
 class QuantizeKernel:
-    """QuantizeLinear with one scale and zero point (per tensor) to uint8 / int8."""
+    """QuantizeLinear with one scale and zero point (per tensor) to uint8 / int8.
+
+    Computed by numpy as onnxlite's CPU kernel does (``x / scale``, rounded half to even): a
+    oneDNN reorder multiplies by the reciprocal, which rounds some ties the other way. A value in
+    a dense strided oneDNN layout (NHWC) is quantized in place of layout, element by element.
+    """
 
     def __init__(self, out_dtype: Any, keep_blocked: bool = False) -> None:
         self.out_dtype = np.dtype(out_dtype)
-        self._r = _Convert(True, keep_blocked)
+        self.keep_blocked = keep_blocked
+        self._mds: dict[Any, MD] = {}
+
+    @staticmethod
+    def _quantize(x: np.ndarray, scale: Any, zp: Any, dt: np.dtype[Any]) -> np.ndarray:
+        q = np.divide(x, np.asarray(scale, np.float32).reshape(()), dtype=np.float32)
+        np.rint(q, out=q)
+        if zp is not None:
+            q += np.float32(np.asarray(zp).reshape(()))
+        info = np.iinfo(dt)
+        np.clip(q, info.min, info.max, out=q)
+        return q.astype(dt)
 
     def __call__(self, x: Any, scale: Any, zp: Any = None) -> Any:
         dt = self.out_dtype if zp is None else np.asarray(zp).dtype
-        if not isinstance(x, DnnlTensor):
-            x = np.asarray(x, np.float32)
-        return self._r.run(x, scale, zp, dt)
+        if isinstance(x, DnnlTensor):
+            md = x.md
+            dense = not md.key[4] and md.nbytes == 4 * int(np.prod(md.shape))
+            if not dense:
+                x = to_plain(x)
+            else:
+                key = (md.key, dt)
+                out_md = self._mds.get(key)
+                if out_md is None:
+                    out_md = self._mds[key] = MD.plain(md.shape, L.DT_OF[dt], strides=md.key[3])
+                q = self._quantize(x.buf.view(np.float32), scale, zp, dt)
+                return result(out_md, q.view(np.uint8), self.keep_blocked)
+        return self._quantize(np.asarray(x, np.float32), scale, zp, dt)
 
 
 class DequantizeKernel:

@@ -621,7 +621,6 @@ _CHECKS: dict[tuple[str, str], Callable[[Node, Graph, int], bool]] = {
     ("", "ConvInteger"): _int_conv_ok,
     ("", "QLinearMatMul"): _int_matmul_ok,
     ("", "MatMulInteger"): _int_matmul_ok,
-    ("", "DynamicQuantizeLinear"): lambda node, graph, version: _elem(graph, node.inputs[0]) == FLOAT,
     ("", "QuantizeLinear"): _q_ok,
     ("", "DequantizeLinear"): _q_ok,
 }
@@ -891,7 +890,6 @@ _BUILDERS: dict[tuple[str, str], Callable[[NodeInfo, _NodePlan], Callable[..., A
     ("", "ConvInteger"): _build_int_conv,
     ("", "QLinearMatMul"): _build_int_matmul,
     ("", "MatMulInteger"): _build_int_matmul,
-    ("", "DynamicQuantizeLinear"): lambda info, plan: _dynq.DynamicQuantizeKernel(),
     ("", "QuantizeLinear"): lambda info, plan: _dynq.QuantizeKernel(
         onnx.helper.tensor_dtype_to_np_dtype(int(info.attrs.get("output_dtype", 0)) or U8), plan.keep_blocked
     ),
