@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 
 from .conftest import check_op
@@ -296,3 +297,32 @@ def test_matmul_bias_epilogue_is_one_primitive(tail: str) -> None:
     assert where(sd)["y"] == DNNL
     mm = next(st.node for st in sd._plan.steps if st.node.op_type == "MatMul")
     assert "bias" in sd._providers[0]._plans[id(mm)].extra
+
+
+def test_constant_weights_are_packed_at_session_creation_once() -> None:
+    from onnx import TensorProto, helper
+
+    import onnxlite as ort
+    from onnxlite.providers.dnnl._ops import MatMulKernel
+
+    from .conftest import CPU, DNNL
+
+    r = np.random.default_rng(6)
+    w = r.standard_normal((32, 48)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 48])],
+        [onnx.numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    s = ort.InferenceSession(model.SerializeToString(), providers=[DNNL, CPU])
+    (step,) = s._plan.steps
+    k = step.fn
+    assert isinstance(k, MatMulKernel) and k._state is not None
+    assert len(k._state[5]) == 1  # packed before any run
+    for n in (1, 7, 130):  # other row counts reuse the same packed weights
+        x = r.standard_normal((n, 32)).astype(np.float32)
+        np.testing.assert_allclose(s.run(None, {"x": x})[0], x @ w, rtol=1e-4, atol=1e-4)
+    assert len(k._state[5]) == 1

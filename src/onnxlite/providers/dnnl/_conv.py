@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _lib as L
-from ._prim import MD, Attr, Primitive, create, empty, into, result, source
+from ._prim import MD, Attr, Primitive, create, empty, into, plain_md, result, source
 
 # ONNX activation name -> (oneDNN eltwise alg, default alpha, default beta)
 ACTIVATIONS: dict[str, tuple[int, float, float]] = {
@@ -191,6 +191,12 @@ class ConvKernel:
             packed = np.ascontiguousarray(w, dtype=np.float32)
         self._packed[k] = (w, packed)
         return packed
+
+    def prepack(self, x_shape: tuple[int, ...], w: np.ndarray, has_b: bool) -> None:
+        """Reorder constant weights now, at session creation, for a known input shape (the
+        primitive's weights layout does not depend on the input's layout)."""
+        e = self._entry(plain_md(tuple(x_shape)), tuple(w.shape), has_b)
+        self._weights(e, w)
 
     def __call__(self, x: Any, w: Any = None, b: Any = None, z: Any = None) -> Any:
         if 0 in np.shape(x) and np.ndim(w) == np.ndim(x):

@@ -11,10 +11,11 @@ import numpy as np
 
 from . import _lib as L
 from ._conv import conv_geometry
-from ._lib import load
+from ._lib import DnnlError, load
 from ._prim import MD, Attr, DnnlTensor, Primitive, create, empty, into, plain_md, result, source
 
 F32_MAX = float(np.finfo(np.float32).max)
+_NOMINAL_ROWS = 64  # rows of the matmul primitive that picks the weights' layout
 
 
 class _Cached:
@@ -306,6 +307,7 @@ class MatMulKernel(_Cached):
         self.alpha, self.beta = alpha, beta
         self.post = post
         self._state: Any = None
+        self._w_layout: MD | None = None
 
     def _attr(self) -> Any:
         a = Attr()
@@ -342,8 +344,27 @@ class MatMulKernel(_Cached):
         b_md = plain_md(bshape) if bshape is not None else None
         dst_md = plain_md((m, n))
         wq = MD.any((k, n)) if self.reorder_weights else w_md
+        if self.reorder_weights and self._w_layout is not None:
+            try:  # the layout the weights were packed in at session creation
+                prim = create("matmul_primitive_desc_create", amd, self._w_layout, b_md, dst_md, self._attr())
+                return amd, prim, self._w_layout, b_md, dst_md, m
+            except DnnlError:
+                pass
         prim = create("matmul_primitive_desc_create", amd, wq, b_md, dst_md, self._attr())
         return amd, prim, prim.md(L.Q_WEIGHTS_MD), b_md, dst_md, m
+
+    def prepack(self, b: np.ndarray, c: Any) -> None:
+        """Pack constant 2-D weights now, at session creation, in the layout oneDNN picks for
+        them (asked with a nominal row count); later primitives, for any row count, are made
+        for that layout, so the weights are packed once whatever the input shapes."""
+        if not (self.packed and self.reorder_weights) or np.ndim(b) != 2:
+            return
+        _, _, w, w_src, bias, packed = self._bind(b, c)
+        k = w_src.shape[0]
+        a_shape = (k, _NOMINAL_ROWS) if self.trans_a else (_NOMINAL_ROWS, k)
+        _, _, w_md, _, _, _ = self._build_const(a_shape, w_src, None if bias is None else bias.shape)
+        self._w_layout = w_md
+        packed[w_md.key] = into(w_src, w_md, w)
 
     def _const(self, a: np.ndarray, b: Any, c: Any) -> np.ndarray:
         _, _, w, w_src, bias, packed = self._bind(b, c)

@@ -268,6 +268,19 @@ class DnnlExecutionProvider(ExecutionProvider):
             plans[i].post = post
             plans[j].passthrough = True
             plans[i].extra["output"] = act.outputs[0]
+        values = {
+            graph.nodes[j].outputs[0]: p.extra["constant"] for j, p in plans.items() if "constant" in p.extra
+        }
+        for i in mine:
+            node = graph.nodes[i]
+            if node.op_type in _PREPACK and not plans[i].passthrough and not set(plans[i].extra) & _GROUPED:
+                # weights to reorder at session creation: initializers, computed constants
+                w = _const(graph, node.inputs[1])
+                plans[i].extra["w_value"] = values.get(node.inputs[1]) if w is None else w
+                if len(node.inputs) > 2 and node.inputs[2]:
+                    plans[i].extra["c_value"] = _const(graph, node.inputs[2])
+                    if plans[i].extra["c_value"] is None:
+                        plans[i].extra["c_value"] = values.get(node.inputs[2])
         for i in mine:
             node = graph.nodes[i]
             out = plans[i].extra.get("output", node.outputs[0] if node.outputs else "")
@@ -302,6 +315,37 @@ class DnnlExecutionProvider(ExecutionProvider):
             return _build_qdq(info, group, plan.keep_blocked)
         build = _BUILDERS[(info.domain, node.op_type)]
         return build(info, plan)
+
+
+_PREPACK = {"Conv", "FusedConv", "MatMul", "Gemm", "FusedGemm"}
+_GROUPED = {"qdq", "fn", "bn", "constant"}
+
+
+def _static_dims(tp: Any) -> tuple[int, ...] | None:
+    if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
+        return None
+    dims = tp.tensor_type.shape.dim
+    if not all(d.HasField("dim_value") for d in dims):
+        return None
+    return tuple(int(d.dim_value) for d in dims)
+
+
+def _prepack(kernel: Any, info: NodeInfo, plan: _NodePlan) -> None:
+    """Reorder the node's constant weights at session creation (else: on the first run)."""
+    w = plan.extra.get("w_value")
+    if w is None:
+        return
+    has_c = len(info.inputs) > 2 and bool(info.inputs[2])
+    c = plan.extra.get("bias", plan.extra.get("c_value"))
+    try:
+        if isinstance(kernel, ConvKernel):
+            shape = _static_dims(info.input_types[0] if info.input_types else None)
+            if shape is not None:
+                kernel.prepack(shape, w, has_c)
+        elif not has_c or c is not None:
+            kernel.prepack(w, c)
+    except (L.DnnlError, ValueError):
+        pass  # shapes the run will report properly; packing waits for it
 
 
 def _matmul_epilogue(
@@ -653,7 +697,7 @@ def _build_conv(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
             post.append(("eltwise", act))
     if plan.post is not None:
         post.append(("eltwise", plan.post))
-    return ConvKernel(
+    k = ConvKernel(
         group=int(a.get("group", 1)),
         strides=a.get("strides"),
         dilations=a.get("dilations"),
@@ -665,6 +709,8 @@ def _build_conv(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
         # (output pixels) times the weight reorder.
         reorder_weights=True,
     )
+    _prepack(k, info, plan)
+    return k
 
 
 def _build_eltwise(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
@@ -739,6 +785,7 @@ def _build_matmul(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
         reorder_weights=bool(plan.extra.get("const_w", False)),
         post=plan.post,
     )
+    _prepack(k, info, plan)
     bias = plan.extra.get("bias")
     if bias is None:
         return k
@@ -763,7 +810,7 @@ def _fused_gemm_post(a: Mapping[str, Any]) -> tuple[int, float, float] | None:
 def _build_gemm(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
     a = info.attrs
     if info.op_type == "FusedGemm":
-        return MatMulKernel(
+        k = MatMulKernel(
             True,
             reorder_weights=bool(plan.extra.get("const_w", False)),
             trans_a=bool(int(a.get("transA", 0))),
@@ -772,15 +819,18 @@ def _build_gemm(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
             beta=float(a.get("beta", 1.0)),
             post=_fused_gemm_post(a),
         )
-    return MatMulKernel(
-        True,
-        reorder_weights=bool(plan.extra.get("const_w", False)),
-        trans_a=bool(int(a.get("transA", 0))),
-        trans_b=bool(int(a.get("transB", 0))),
-        alpha=float(a.get("alpha", 1.0)),
-        beta=float(a.get("beta", 1.0)),
-        post=plan.post,
-    )
+    else:
+        k = MatMulKernel(
+            True,
+            reorder_weights=bool(plan.extra.get("const_w", False)),
+            trans_a=bool(int(a.get("transA", 0))),
+            trans_b=bool(int(a.get("transB", 0))),
+            alpha=float(a.get("alpha", 1.0)),
+            beta=float(a.get("beta", 1.0)),
+            post=plan.post,
+        )
+    _prepack(k, info, plan)
+    return k
 
 
 def _build_lrn(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
