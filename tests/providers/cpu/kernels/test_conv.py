@@ -183,3 +183,17 @@ def test_conv_bands_on_workers_match_one_thread(monkeypatch, group):
     finally:
         workers.set_workers(prev)
     np.testing.assert_array_equal(one, three)
+
+
+@pytest.mark.parametrize(("dil", "pads"), [((1, 1), (1, 1, 1, 1)), ((2, 1), (2, 0, 1, 2))])
+def test_small_depthwise_rows_match_patches(dil, pads):
+    from onnxlite.providers.cpu.kernels import conv as conv_mod
+
+    x, w = rand(2, 5, 9, 8), rand(5, 1, 3, 3)
+    k = (3, 3)
+    out, pb, pe = conv_mod.conv_geometry(x.shape[2:], k, (1, 1), dil, pads, "NOTSET")
+    xp = conv_mod.pad_spatial(x, pb, pe)
+    got = conv_mod._depthwise_small(xp, w, dil, out)
+    want = conv_mod._gemm_patches(xp, w.reshape(5, 1, 9), 5, k, (1, 1), dil, out).reshape(got.shape)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    check_node("Conv", {"x": x, "w": w}, {"group": 5, "dilations": list(dil), "pads": list(pads)})

@@ -17,7 +17,7 @@ from typing import Any
 
 import ml_dtypes
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from .. import blas, workers
 from ..registry import kernel
@@ -143,6 +143,8 @@ def conv_core(
     elif cg == 1 and group > 1 and max(s) == 1 and ll >= 4096:
         # large stride-1 depthwise maps: one multiply-add per tap beats copying patches
         y = _depthwise(pad_spatial(x, pb, pe), w, group, s, d, out)
+    elif cg == 1 and mg == 1 and len(k) == 2 and max(s) == 1:
+        y = _depthwise_small(np.ascontiguousarray(pad_spatial(x, pb, pe)), w, d, out)
     else:
         xp = pad_spatial(x, pb, pe)
         wm = w.reshape(m, c * kk) if group == 1 else w.reshape(group, mg, cg * kk)
@@ -188,6 +190,27 @@ def _gemm_patches(xp, wm, group, k, s, d, out) -> np.ndarray:
         return blas.matmul(wm, cols)
     y = np.matmul(wm, cols.reshape(n, group, c // group * math.prod(k), -1))
     return y.reshape(n, wm.shape[0] * wm.shape[1], -1)
+
+
+def _depthwise_small(xp: np.ndarray, w: np.ndarray, d: Sequence[int], out: Sequence[int]) -> np.ndarray:
+    """Stride-1 2-D depthwise convolution of small maps as one batched product.
+
+    Each tap's patch row is one contiguous run of the flattened padded map (it spills across row
+    ends into columns no output reads), so the patch matrix is built from few long copies rather
+    than many short rows; the outputs are picked out of the full-width rows at the end.
+    """
+    n, c, hp, wp = xp.shape
+    kh, kw = w.shape[2:]
+    ho, wo = out
+    span = (ho - 1) * wp + wo
+    xf = xp.reshape(n, c, hp * wp)
+    cols = np.empty((n, c, kh * kw, span), xp.dtype)
+    for t, (i, j) in enumerate(itertools.product(range(kh), range(kw))):
+        off = i * d[0] * wp + j * d[1]
+        cols[:, :, t, :] = xf[:, :, off : off + span]
+    y = np.matmul(w.reshape(1, c, 1, kh * kw), cols)  # (N, C, 1, span)
+    rows = as_strided(y, (n, c, ho, wo), (y.strides[0], y.strides[1], wp * y.itemsize, y.itemsize))
+    return np.ascontiguousarray(rows)
 
 
 def _depthwise(
