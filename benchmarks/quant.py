@@ -4,10 +4,8 @@ Two models, each in fp32 and INT8, all four sessions timed in one process on the
 interleaved (each repetition runs every session once, rotating which goes first), medians:
 
 - ``bert_base_b1``: BERT-base, sequence 128, batch 1 (``benchmarks/models.py``). INT8 is dynamic
-  quantization of the same fp32 file: ``onnxlite.quantization.quantize_dynamic`` for onnxlite
-  (``MatMulConstBOnly``, which onnxruntime's quantize_dynamic sets by default: the attention
-  MatMuls between two activations stay float) and ``onnxruntime.quantization.quantize_dynamic``
-  for onnxruntime.
+  quantization of the same fp32 file, each runtime's ``quantize_dynamic`` with its defaults
+  (both set ``MatMulConstBOnly``: the attention MatMuls between two activations stay float).
 - ``squeezenet_qdq``: onnx's light SqueezeNet 1.0 with seeded random weights in place of its
   constant ones (so that the outputs mean something), converted to opset 13; INT8 is static QDQ
   quantization (per-channel weights, 8 random calibration images) by
@@ -52,7 +50,7 @@ def _bert() -> tuple[Path, Path, Path, dict[str, np.ndarray]]:
     lite = CACHE / "bert_base.int8.onnxlite.onnx"
     ort = CACHE / "bert_base.int8.onnxruntime.onnx"
     if not lite.exists() or lite.stat().st_mtime < fp32.stat().st_mtime:
-        quantize_dynamic(str(fp32), str(lite), extra_options={"MatMulConstBOnly": True})
+        quantize_dynamic(str(fp32), str(lite))
     if not ort.exists() or ort.stat().st_mtime < fp32.stat().st_mtime:
         ort_quantize_dynamic(str(fp32), str(ort))
     return fp32, lite, ort, models._bert_feeds(1)()

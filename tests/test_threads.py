@@ -106,3 +106,49 @@ def test_parallel_mode_reports_kernel_failures_and_terminate() -> None:
     bad = ort.InferenceSession(single("MatMul", ["a", "b"], ["c"]), sess_options=so)
     with pytest.raises(ort.Fail, match="MatMul"):
         bad.run(None, {"a": np.ones((2, 3), np.float32), "b": np.ones((2, 3), np.float32)})
+
+
+def _drive(policy, cost: dict[str, float], runs: int) -> list[str]:  # type: ignore[no-untyped-def]
+    modes = []
+    for _ in range(runs):
+        m = policy.choose()
+        modes.append(m)
+        policy.record(m, cost[m])
+    return modes
+
+
+def test_thread_policy_tries_both_modes_then_keeps_the_faster() -> None:
+    from onnxlite.threads import BLAS, SPLIT, ThreadPolicy
+
+    p = ThreadPolicy(2)
+    modes = _drive(p, {SPLIT: 2.0, BLAS: 1.0}, 40)
+    assert modes[:3] == [SPLIT] * 3 and modes[3:6] == [BLAS] * 3  # a burst of each first
+    assert p.best == BLAS and modes[6:].count(SPLIT) <= 2 * ThreadPolicy.BURST
+
+
+def test_thread_policy_follows_a_change_of_load() -> None:
+    from onnxlite.threads import BLAS, SPLIT, ThreadPolicy
+
+    p = ThreadPolicy(2)
+    _drive(p, {SPLIT: 1.2, BLAS: 1.0}, 20)
+    assert p.best == BLAS
+    # the machine gets busy: BLAS's spinning threads now make runs 6x slower
+    modes = _drive(p, {SPLIT: 1.2, BLAS: 6.0}, 60)
+    assert p.best == SPLIT and modes[-10:] == [SPLIT] * 10
+
+
+def test_thread_policy_with_one_thread_never_tries() -> None:
+    from onnxlite.threads import SPLIT, ThreadPolicy
+
+    p = ThreadPolicy(1)
+    assert _drive(p, {SPLIT: 1.0}, 10) == [SPLIT] * 10 and p.avg == {}
+
+
+def test_blas_mode_gives_blas_the_threads() -> None:
+    from onnxlite.providers.cpu import workers
+    from onnxlite.threads import BLAS, RunThreads
+
+    with RunThreads(3, BLAS):
+        assert workers.workers() == 1 and _blas_threads() == 3
+    with RunThreads(3):
+        assert workers.workers() == 3 and _blas_threads() == 1

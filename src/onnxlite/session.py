@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
@@ -28,7 +27,7 @@ from .plan import Plan
 from .providers import available_providers, known_provider_names, provider_classes
 from .providers.base import ExecutionProvider
 from .providers.cpu.provider import CPUExecutionProvider
-from .threads import RunThreads
+from .threads import RunThreads, ThreadPolicy
 from .types import np_dtype, type_shape, type_string
 
 log = logging.getLogger("onnxlite")
@@ -202,7 +201,7 @@ class InferenceSession:
         self._executor = None
         if so.execution_mode == ExecutionMode.ORT_PARALLEL:
             self._executor = ParallelExecutor(so.inter_op_num_threads or os.cpu_count() or 1)
-        self._blas_limit = functools.partial(RunThreads, so.intra_op_num_threads)
+        self._threads = ThreadPolicy(so.intra_op_num_threads)
         if so.log_severity_level == 0:
             counts: dict[str, int] = {}
             for st in self._plan.steps:
@@ -397,12 +396,18 @@ class InferenceSession:
 
     def _execute(self, vals: list[Any], variant: Any, run_options: RunOptions | None) -> list[Any]:
         """Run a prepared variant (profiled, parallel or plain) under the session's thread settings."""
-        with self._blas_limit():
+        policy = self._threads
+        mode = policy.choose()
+        t0 = time.perf_counter()
+        with RunThreads(policy.threads, mode):
             if self._profiler is not None:
-                return self._profiler.run(self._plan, vals, variant)
-            if self._executor is not None:
-                return self._executor.execute(self._plan, vals, variant, run_options)
-            return self._plan.execute(vals, variant, run_options)
+                out = self._profiler.run(self._plan, vals, variant)
+            elif self._executor is not None:
+                out = self._executor.execute(self._plan, vals, variant, run_options)
+            else:
+                out = self._plan.execute(vals, variant, run_options)
+        policy.record(mode, time.perf_counter() - t0)
+        return out
 
     def run_with_ort_values(
         self,

@@ -1,10 +1,10 @@
-"""intra_op_num_threads: how many threads a session's matrix products use during its runs.
+"""intra_op_num_threads: how many threads a session's kernels use during its runs, and how.
 
-During a run, numpy's BLAS is held at one thread and large products are split across
-onnxlite's own workers (:mod:`onnxlite.providers.cpu.workers`), which sleep rather than spin while
-idle: on a machine whose cores other processes also use, spinning BLAS threads make a 2-thread
-GEMM several times slower than a 1-thread one. The BLAS setting is process-wide, so it is
-restored after each run; sessions with different settings should not run concurrently.
+Either numpy's BLAS runs the products on its own threads, or BLAS is held at one thread and the
+heavy kernels are split across onnxlite's workers (:mod:`onnxlite.providers.cpu.workers`), which
+sleep rather than spin while idle; :class:`ThreadPolicy` picks per run from measured latencies.
+BLAS's setting is process-wide, so it is restored after each run; sessions with different
+settings should not run concurrently.
 """
 
 from __future__ import annotations
@@ -60,22 +60,31 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-class RunThreads:
-    """Context of one run: BLAS at one thread, products split over ``threads`` workers."""
+SPLIT, BLAS = "split", "blas"
 
-    def __init__(self, threads: int) -> None:
+
+class RunThreads:
+    """Context of one run.
+
+    ``split``: BLAS at one thread, the heavy kernels split over ``threads`` onnxlite workers.
+    ``blas``: BLAS at ``threads`` threads of its own, no splitting.
+    """
+
+    def __init__(self, threads: int, mode: str = SPLIT) -> None:
         self.threads = threads if threads > 0 else usable_cores()
+        self.mode = mode
         self._saved: list[tuple[Any, int]] = []
         self._prev_workers = 1
 
     def __enter__(self) -> RunThreads:
         self._saved = []
+        blas_threads, split = (1, self.threads) if self.mode == SPLIT else (self.threads, 1)
         for get, set_ in _blas_libs():
             n = get()
-            if n != 1:
-                set_(1)
+            if n != blas_threads:
+                set_(blas_threads)
                 self._saved.append((set_, n))
-        self._prev_workers = workers.set_workers(self.threads)
+        self._prev_workers = workers.set_workers(split)
         return self
 
     def __exit__(
@@ -84,3 +93,60 @@ class RunThreads:
         workers.set_workers(self._prev_workers)
         for set_, n in self._saved:
             set_(n)
+
+
+class ThreadPolicy:
+    """Picks, run by run, how a session's runs use their threads, from the latencies it sees.
+
+    BLAS's own threads hand work over fastest while the cores are free, but they spin while they
+    wait: once other processes compete for the cores they can make a run several times slower.
+    onnxlite's workers sleep when idle, so they degrade gracefully, at a small hand-off cost.
+    The policy keeps a moving average of the run time of each mode, runs the faster one, and now
+    and then tries the other in a short burst (more rarely the worse it did; the first run of a
+    burst only warms the mode up), so a session follows the machine as its load changes. With
+    one thread both modes are the same and nothing is tried.
+    """
+
+    ALPHA = 0.3  # weight of the newest run in a mode's moving average
+    BURST = 3  # runs per try of a mode; the first is not counted
+    PROBE_EVERY = 16  # runs between tries of the other mode, times (its slowdown) squared
+    MAX_GAP = 1000
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads if threads > 0 else usable_cores()
+        self.avg: dict[str, float] = {}
+        self.best = SPLIT
+        self.runs = 0
+        self.next_probe = 0
+        self._burst: list[str] = []  # modes of the runs left in the current try
+
+    def choose(self) -> str:
+        if self.threads <= 1:
+            return SPLIT
+        self.runs += 1
+        if not self._burst:
+            untried = [m for m in (SPLIT, BLAS) if m not in self.avg]
+            if untried:
+                self._burst = [untried[0]] * self.BURST
+            elif self.runs >= self.next_probe:
+                self._burst = [BLAS if self.best == SPLIT else SPLIT] * self.BURST
+            else:
+                return self.best
+        return self._burst[0]
+
+    def record(self, mode: str, seconds: float) -> None:
+        if self.threads <= 1 or not self._burst:
+            if mode in self.avg:
+                self.avg[mode] += self.ALPHA * (seconds - self.avg[mode])
+            return
+        warm_up = len(self._burst) == self.BURST
+        self._burst.pop(0)
+        if not warm_up:
+            old = self.avg.get(mode)
+            self.avg[mode] = seconds if old is None else old + self.ALPHA * (seconds - old)
+        if self._burst or len(self.avg) < 2:
+            return
+        self.best = min(self.avg, key=self.avg.__getitem__)
+        other = BLAS if self.best == SPLIT else SPLIT
+        slowdown = self.avg[other] / max(self.avg[self.best], 1e-9)
+        self.next_probe = self.runs + min(self.MAX_GAP, int(self.PROBE_EVERY * slowdown**2))

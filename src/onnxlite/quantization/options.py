@@ -290,6 +290,9 @@ class DynamicQuantConfig(QuantConfig):
         use_external_data_format: bool = False,
         extra_options: Mapping[str, Any] | ExtraOptions | None = None,
     ) -> None:
+        if not isinstance(extra_options, ExtraOptions):
+            # as onnxruntime's quantize_dynamic: MatMuls of two activations stay float unless asked
+            extra_options = {"MatMulConstBOnly": True, **(extra_options or {})}
         super().__init__(
             QuantType.QUInt8,
             weight_type,
