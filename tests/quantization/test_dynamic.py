@@ -29,7 +29,10 @@ def mlp_path(tmp_path):
 def test_matmul_gather_dynamic_close_to_fp32_and_onnxruntime(mlp_path, tmp_path, per_channel, weight_type):
     ort = pytest.importorskip("onnxruntime")
     out = tmp_path / "q.onnx"
-    rep = quantize_dynamic(mlp_path, out, per_channel=per_channel, weight_type=weight_type)
+    extra = {"MatMulConstBOnly": False}  # also the MatMuls between two activations
+    rep = quantize_dynamic(
+        mlp_path, out, per_channel=per_channel, weight_type=weight_type, extra_options=extra
+    )
     assert rep.quantized == {"MatMul": 4, "Gather": 1}
     ops = _ops(out)
     assert "MatMulInteger" in ops and "DynamicQuantizeLinear" in ops
@@ -41,6 +44,15 @@ def test_matmul_gather_dynamic_close_to_fp32_and_onnxruntime(mlp_path, tmp_path,
         scale = np.abs(r).max()
         assert np.abs(g - r).max() < 0.05 * scale
         assert np.abs(g - t).max() < 1e-3 * scale
+
+
+def test_default_keeps_activation_matmuls_float_like_onnxruntime(mlp_path, tmp_path):
+    ort_q = pytest.importorskip("onnxruntime.quantization")
+    ours, theirs = tmp_path / "ours.onnx", tmp_path / "theirs.onnx"
+    rep = quantize_dynamic(mlp_path, ours)
+    ort_q.quantize_dynamic(str(mlp_path), str(theirs))
+    assert rep.quantized == {"MatMul": 2, "Gather": 1}
+    assert _ops(ours).count("MatMulInteger") == _ops(theirs).count("MatMulInteger") == 2
 
 
 @pytest.mark.parametrize("symmetric", [False, True])
