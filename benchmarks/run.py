@@ -419,8 +419,12 @@ def markdown(env: dict[str, Any], rows: list[dict[str, Any]], args: argparse.Nam
     lines += [
         "",
         f"**Geometric mean of ratio onnxlite/onnxruntime: {_f(g_ratio)}** over {len(ok)} models"
-        + (f"; of speedup vs onnx.reference: {_f(g_speed)}" if g_speed else "")
-        + f" over {sum('speedup_vs_reference' in r for r in ok)} models.",
+        + (
+            f"; of speedup vs onnx.reference: {_f(g_speed)} over "
+            f"{sum('speedup_vs_reference' in r for r in ok)} models."
+            if g_speed
+            else "."
+        ),
     ]
     fams = sorted({r["family"] for r in ok})
     lines.append(

@@ -25,7 +25,11 @@ if _why is not None:  # the same message availability() gives a user
 
 @pytest.fixture(autouse=True)
 def dnnl_registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the provider known to sessions (a no-op once PROVIDER_CLASSES lists it)."""
+    """Make the provider known to sessions (a no-op once PROVIDER_CLASSES lists it); the tests'
+    small weights are claimed like large ones, so that they exercise the oneDNN kernels."""
+    from onnxlite.providers.dnnl import provider as dnnl_provider
+
+    monkeypatch.setattr(dnnl_provider, "SMALL_WEIGHTS", 0)
     if DNNL not in providers_mod.PROVIDER_CLASSES:
         monkeypatch.setitem(providers_mod.PROVIDER_CLASSES, DNNL, DnnlExecutionProvider)
 

@@ -176,3 +176,20 @@ def test_small_primitives_run_on_one_thread() -> None:
     big(rand(1, 64, 56, 56), rand(64, 64, 3, 3))
     (entry,) = big._cache.values()
     assert entry.prim.threads == 0  # the default count
+
+
+@pytest.mark.parametrize(("n", "claimed"), [(64, False), (256, True)])
+def test_small_constant_weights_stay_on_numpy(monkeypatch: pytest.MonkeyPatch, n: int, claimed: bool) -> None:
+    from onnxlite.providers.dnnl import provider as dnnl_provider
+
+    monkeypatch.setattr(dnnl_provider, "SMALL_WEIGHTS", 16384)  # the default, which conftest lifts
+    x = rand(1, n)
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"]),
+        helper.make_node("Gemm", ["m", "w2"], ["y"]),
+    ]
+    model = graph_model(nodes, {"x": x}, ["y"], {"w": rand(n, n), "w2": rand(n, n)})
+    got, want, sd = run_both(model, {"x": x})
+    assert_close(got[0], want[0])
+    expected = DNNL if claimed else CPU
+    assert set(where(sd).values()) == {expected}

@@ -495,8 +495,18 @@ def _ln_ok(node: Node, graph: Graph, version: int) -> bool:
     return r is not None and r >= 1
 
 
+# A product whose constant weights have fewer elements than this is left to numpy: for such
+# small layers a oneDNN call costs more (about 14 us against 5 us for a 64x64 layer at batch 1).
+SMALL_WEIGHTS = 16384
+
+
+def _small_weights(graph: Graph, name: str) -> bool:
+    w = _const(graph, name)
+    return w is not None and w.size < SMALL_WEIGHTS
+
+
 def _matmul_ok(node: Node, graph: Graph, version: int) -> bool:
-    if not _f32_node(node, graph):
+    if not _f32_node(node, graph) or _small_weights(graph, node.inputs[1]):
         return False
     ra, rb = _rank(graph, node.inputs[0]), _rank(graph, node.inputs[1])
     return ra is not None and rb is not None and ra >= 2 and rb >= 2 and max(ra, rb) <= 12
@@ -511,7 +521,7 @@ def _gemm_ok(node: Node, graph: Graph, version: int) -> bool:
             return False
     elif version < 7:
         return False
-    if not _f32_node(node, graph):
+    if not _f32_node(node, graph) or _small_weights(graph, node.inputs[1]):
         return False
     if _rank(graph, node.inputs[0]) != 2 or _rank(graph, node.inputs[1]) != 2:
         return False
