@@ -325,3 +325,39 @@ def test_masks_with_infinities_stay_float(tmp_path):
         assert "Add" not in rep.quantized
         y = _run(out, feeds[:1])[0]
         assert np.all(y[mask == -np.inf] == 0)
+
+
+def test_old_opset_models_are_converted_not_just_relabelled(tmp_path):
+    # opset 9: Dropout still has its ratio attribute, which opset 12 turned into an input
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    g = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Dropout", ["c"], ["d"], ratio=0.5),
+            helper.make_node("Relu", ["d"], ["y"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [w],
+    )
+    src, out = tmp_path / "old.onnx", tmp_path / "q.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 9)], ir_version=4), src)
+    feeds = [{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(4)]
+    quantize_static(src, out, _Reader(feeds), per_channel=True)
+    assert onnx.load(str(out)).opset_import[0].version == 13
+    onnx.checker.check_model(onnx.load(str(out)), full_check=True)
+    for a, b in zip(_run(out, feeds), _run(out, feeds, ort)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+class _Reader:
+    def __init__(self, feeds):  # type: ignore[no-untyped-def]
+        self._it = iter(list(feeds))
+
+    def get_next(self):  # type: ignore[no-untyped-def]
+        return next(self._it, None)

@@ -139,6 +139,31 @@ def save_model(model: Model, path: str, *, use_external_data_format: bool = Fals
         onnx.save_model(proto, path)
 
 
+def upgrade_opset(model: Model, version: int) -> Model:
+    """The model converted to default-domain opset ``version`` (ops whose signature changed, such
+    as Dropout's ratio becoming an input, are rewritten by onnx's version converter)."""
+    import warnings
+
+    from onnx import version_converter
+
+    from ..ir.load import load_model
+    from ..ir.save import model_to_proto
+    from .preprocess import fold_constants
+
+    try:
+        proto = version_converter.convert_version(model_to_proto(model), version)
+        new = load_model(proto)
+    except Exception as e:
+        warnings.warn(
+            f"could not convert the model from opset {model.opsets.get('', 1)} to {version} ({e}); "
+            "only its opset number is raised, check the quantized model",
+            stacklevel=3,
+        )
+        return model
+    fold_constants(new)
+    return new
+
+
 def load_ir(model_input: Any) -> Model:
     import os
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._rewrite import Rewriter, load_ir, save_model
+from ._rewrite import Rewriter, load_ir, save_model, upgrade_opset
 from .options import DynamicQuantConfig, QuantConfig, StaticQuantConfig
 from .types import CalibrationMethod, QuantFormat, QuantType
 
@@ -107,10 +107,12 @@ def quantize_static(
 def _run_static(
     model_input: Any, model_output: Any, cfg: StaticQuantConfig, progress: Callable[[int], None] | None = None
 ) -> QuantizeReport:
-    from .static import StaticQuantizer
+    from .static import StaticQuantizer, required_opset
 
     model = load_ir(model_input)
     report = QuantizeReport(op_counts=_count(model.graph.nodes))
+    if model.opsets.get("", 1) < required_opset(cfg):
+        model = upgrade_opset(model, required_opset(cfg))
     q = StaticQuantizer(model, cfg)
     report.ranges = q.calibrate(cfg.calibration_data_reader, progress)
     q.run()

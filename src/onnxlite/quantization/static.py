@@ -16,7 +16,7 @@ import numpy as np
 from ..ir.graph import Model, Node
 from ._rewrite import Rewriter
 from .calibrate import collect, create_calibrator
-from .options import StaticQuantConfig
+from .options import QuantConfig, StaticQuantConfig
 from .qmath import QParams, compute_scale_zp, quantize_bias, quantize_weight
 from .types import QuantFormat, QuantType, qrange
 
@@ -392,14 +392,21 @@ class StaticQuantizer:
 
     def _bump_opset(self) -> None:
         types = {p.qtype for p in self.qparams.values()} | {self.cfg.weight_type}
-        need = 13 if self.cfg.per_channel else 10
-        if any(t.is_float8 for t in types):
-            need = max(need, 19)
-        if any(t.needs_opset21 for t in types):
-            need = max(need, 21)
+        need = required_opset(self.cfg, types)
         if self.model.opsets.get("", 1) < need:
             self.model.opsets[""] = need
             self.model.ir_version = max(self.model.ir_version, {10: 5, 13: 7, 19: 9, 21: 10}[need])
+
+
+def required_opset(cfg: QuantConfig, types: set[QuantType] | None = None) -> int:
+    """The default-domain opset the Q/DQ nodes need (per-axis parameters, 8-bit floats, 4 bits)."""
+    types = (types or set()) | {cfg.weight_type, cfg.activation_type}
+    need = 13 if cfg.per_channel else 10
+    if any(t.is_float8 for t in types):
+        need = max(need, 19)
+    if any(t.needs_opset21 for t in types):
+        need = max(need, 21)
+    return need
 
 
 def _toposort(nodes: list[Node], rw: Rewriter) -> list[Node]:
