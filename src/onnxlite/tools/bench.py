@@ -126,7 +126,7 @@ class _MemTrack:
     inference_kib: int = 0
 
     def add_run(self, before: int, peak: int, after: int) -> None:
-        self.inference_kib = max(self.inference_kib, self.kept_kib + peak - before)
+        self.inference_kib = max(self.inference_kib, self.kept_kib + peak - before, 0)
         self.kept_kib += after - before
 
 
@@ -255,7 +255,9 @@ def _create(rt: _Runtime, module: Any, model: str, s: Settings, meter: RssMeter,
     rt.session = module.InferenceSession(model, sess_options=so, providers=providers)
     rt.create_s = time.perf_counter() - t0
     peak, _ = meter.end()
-    rt.create_kib = peak - before
+    # Linux syncs per-thread RSS counters lazily: a step that frees memory can read a few pages
+    # below its start; an increase is never negative.
+    rt.create_kib = max(0, peak - before)
     rt.mem.kept_kib = 0
     rt.version = str(module.__version__)
     rt.providers = list(rt.session.get_providers())
