@@ -221,7 +221,8 @@ _ERFCC = tuple(
               -1.13520398, 1.48851587, -0.82215223, 0.17087277)
 )  # fmt: skip
 _HALF32, _ONE32, _SQRT_HALF32 = np.float32(0.5), np.float32(1.0), np.float32(math.sqrt(0.5))
-_GELU_BLOCK = 32768  # elements per float32 scratch block: four of them stay in L2
+# Elements per float32 scratch block: large, so that two workers seldom wait for the GIL.
+_GELU_BLOCK = 131072
 
 
 def _gelu_erf_block(v: np.ndarray, o: np.ndarray, t: np.ndarray, z: np.ndarray, p: np.ndarray) -> None:
