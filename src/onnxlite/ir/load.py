@@ -138,7 +138,7 @@ def _check_external_data(m: onnx.ModelProto, base_dir: str | None) -> None:
             )
 
 
-_SMALL_INIT = 4096  # initializers up to this many elements keep their values for inference
+SMALL_INITIALIZER = 4096  # initializers up to this many elements keep their values for inference
 
 
 def _light_copy(m: onnx.ModelProto) -> onnx.ModelProto:
@@ -163,7 +163,7 @@ def _light_copy(m: onnx.ModelProto) -> onnx.ModelProto:
         n = 1
         for d in t.dims:
             n *= d
-        if n <= _SMALL_INIT and t.data_location != onnx.TensorProto.EXTERNAL:
+        if n <= SMALL_INITIALIZER and t.data_location != onnx.TensorProto.EXTERNAL:
             g.initializer.append(t)
         elif t.name not in declared:
             vi = g.input.add()

@@ -368,6 +368,21 @@ def other_input(node: Node, name: str) -> str | None:
     return None
 
 
+def const_after(node: Node, idx: GraphIndex, producer_op: str) -> tuple[Node, np.ndarray] | None:
+    """For a default-domain binary node with one constant input whose other input comes from a
+    ``producer_op`` node read by this node alone: (that producer, the constant)."""
+    if not is_default(node):
+        return None
+    split = split_const(node, idx)
+    if split is None:
+        return None
+    x, c = split
+    producer = idx.producer_of(x, producer_op)
+    if producer is None or idx.sole_consumer(x) is not node:
+        return None
+    return producer, c
+
+
 def split_const(node: Node, idx: GraphIndex) -> tuple[str, np.ndarray] | None:
     """For a binary node with exactly one constant input: (the other input, the constant)."""
     if len(node.inputs) != 2:

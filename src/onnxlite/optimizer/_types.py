@@ -17,10 +17,10 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..ir.graph import Graph, Model, Node
+from ..ir.load import SMALL_INITIALIZER
 from ..ir.save import _node_to_proto
 from .base import MS_DOMAIN
 
-_SMALL = 4096  # initializers up to this size travel with their values (shape arithmetic reads them)
 _ACT_ATTRS = ("activation", "activation_params", "activation_alpha", "activation_beta", "activation_gamma")
 
 
@@ -54,7 +54,7 @@ def _types_graph(g: Graph) -> onnx.GraphProto:
     declared = {v.name for v in g.inputs}
     inits = []
     for name, arr in g.initializers.items():
-        if getattr(arr, "size", _SMALL + 1) <= _SMALL:
+        if getattr(arr, "size", SMALL_INITIALIZER + 1) <= SMALL_INITIALIZER:
             try:
                 inits.append(numpy_helper.from_array(arr, name))
                 continue

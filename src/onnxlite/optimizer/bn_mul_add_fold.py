@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Node
-from ._graphutil import GraphIndex, is_default, split_const
+from ._graphutil import GraphIndex, const_after, is_default
 from .base import PatternPass
 from .conv_bn_fold import FLOATS, inference_bn
 from .conv_mul_add_fold import per_channel
@@ -24,19 +24,14 @@ class BnMulAddFold(PatternPass):
     anchors = frozenset({"Mul", "Add"})
 
     def rewrite(self, node: Node, idx: GraphIndex) -> bool:
-        if not is_default(node):
+        found = const_after(node, idx, "BatchNormalization")
+        if found is None:
             return False
-        split = split_const(node, idx)
-        if split is None:
-            return False
-        x, c = split
-        bn = idx.producer_of(x, "BatchNormalization")
-        if bn is None or not is_default(bn) or len(bn.inputs) != 5 or not inference_bn(bn):
-            return False
-        if idx.sole_consumer(x) is not node:
+        bn, c = found
+        if not is_default(bn) or len(bn.inputs) != 5 or not inference_bn(bn):
             return False
         scale, bias = idx.const(bn.inputs[1]), idx.const(bn.inputs[2])
-        rank = idx.rank(x)
+        rank = idx.rank(bn.outputs[0])
         if scale is None or bias is None or rank is None or scale.dtype.type not in FLOATS:
             return False
         m = scale.size

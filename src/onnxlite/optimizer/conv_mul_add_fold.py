@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Node
-from ._graphutil import GraphIndex, is_default, split_const
+from ._graphutil import GraphIndex, const_after
 from .base import PatternPass
 from .conv_bn_fold import FLOATS, replace_conv_params
 
@@ -20,15 +20,10 @@ class ConvMulAddFold(PatternPass):
     anchors = frozenset({"Mul", "Add"})
 
     def rewrite(self, node: Node, idx: GraphIndex) -> bool:
-        if not is_default(node):
+        found = const_after(node, idx, "Conv")
+        if found is None or len(found[0].inputs) < 2:
             return False
-        split = split_const(node, idx)
-        if split is None:
-            return False
-        x, c = split
-        conv = idx.producer_of(x, "Conv")
-        if conv is None or len(conv.inputs) < 2 or idx.sole_consumer(x) is not node:
-            return False
+        conv, c = found
         w = idx.const(conv.inputs[1])
         has_b = len(conv.inputs) > 2 and bool(conv.inputs[2])
         b = idx.const(conv.inputs[2]) if has_b else None

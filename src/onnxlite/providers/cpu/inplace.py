@@ -32,9 +32,12 @@ FRESH_OPS = frozenset(
     }
 )
 
-_UNARY: dict[str, Callable[[np.ndarray], Any]] = {
-    "Relu": lambda x: np.maximum(x, 0, out=x),
-}
+def relu_into(x: np.ndarray) -> np.ndarray:
+    """Relu of a float array, written into it."""
+    return np.maximum(x, 0, out=x)
+
+
+_UNARY: dict[str, Callable[[np.ndarray], Any]] = {"Relu": relu_into}
 _BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}
 
 

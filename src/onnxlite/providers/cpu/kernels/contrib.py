@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from ....types import np_dtype
+from ..inplace import relu_into
 from ..registry import kernel
 from ..workers import for_rows
 from .activation import (
@@ -55,7 +56,7 @@ def _param_softplus(x, alpha, beta):
 
 
 def _relu_inplace(x):
-    return np.maximum(x, 0, out=x) if x.dtype.kind == "f" else relu(x)
+    return relu_into(x) if x.dtype.kind == "f" else relu(x)
 
 
 def _activation(name: str, alpha=None, beta=None, gamma=None):

@@ -23,7 +23,6 @@ from .. import blas, workers
 from ..registry import kernel
 
 # Types numpy has no BLAS for: computed in float32 and cast back.
-_LOW_FLOATS = frozenset(("float16", "bfloat16"))
 _LOW_DTYPES = frozenset((np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)))
 _F32 = np.dtype(np.float32)
 
