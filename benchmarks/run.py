@@ -9,14 +9,16 @@ OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; unset them for this command only):
     python benchmarks/run.py --models light_squeezenet,mlp_64x4_b1 --repeat 50
 
 Method (see benchmarks/README.md):
-- latency: ONE process, the same feeds for every runtime, runs interleaved (each repetition runs
-  onnxlite, onnxruntime and onnx.reference once, rotating which goes first), after one warm-up run
-  each; the median of each runtime's runs is reported. onnxruntime gets
+- latency: ONE process, the same feeds for every runtime, runs interleaved in turns (blocks of
+  about 0.3 s per runtime, alternating which goes first; the runs starting in the first 0.06 s of
+  a turn are not counted, because onnxruntime's thread pool spins for about 40 ms after each run
+  and would take a core from the next runtime's runs), after one warm-up run each; the median of
+  each runtime's counted runs is reported. onnxruntime gets
   providers=["CPUExecutionProvider"], both get their default SessionOptions (default graph
   optimizations).
 - onnx.reference runs only within a per-model time budget (--ref-budget): its first run is
   interrupted (SIGALRM) when it exceeds the budget and the model is marked "skipped"; otherwise it
-  gets as many interleaved repetitions as the rest of the budget allows.
+  gets as many single runs, spread over the model's time, as the rest of the budget allows.
 - session creation: measured in the same process (median of up to three creations when cheap).
 - memory: one fresh subprocess per runtime per model (benchmarks/_worker.py) so that the two
   runtimes' allocations do not mix: peak RSS of that process (ru_maxrss) and the peak RSS increase
@@ -170,6 +172,28 @@ def _timed(sess: Any, feeds: dict[str, np.ndarray]) -> tuple[float, list[Any]]:
     return time.perf_counter() - t0, out
 
 
+# A runtime's idle threads can keep a core busy after its run: onnxruntime's thread pool spins
+# for about 40 ms of CPU time after each run (measured with time.process_time() around a sleep),
+# which would take a core from whichever runtime runs next. So the runtimes take turns in
+# blocks, and the runs that start within SETTLE_S of a runtime's turn are not counted.
+SETTLE_S = 0.06
+BLOCK_S = 0.3
+
+
+def _block(sess: Any, feeds: dict[str, np.ndarray]) -> list[float]:
+    """One turn of a runtime: unmeasured runs for SETTLE_S, then measured runs for BLOCK_S (at
+    least one of each)."""
+    t0 = time.perf_counter()
+    out: list[float] = []
+    while True:
+        start = time.perf_counter()
+        dt, _ = _timed(sess, feeds)
+        if start - t0 >= SETTLE_S:
+            out.append(dt)
+        if out and time.perf_counter() - t0 >= SETTLE_S + BLOCK_S:
+            return out
+
+
 def _create_timed(runtime: str, path: str) -> tuple[Any, float]:
     """The session and its creation time: median of three creations when one takes under 1 s."""
     times = []
@@ -247,36 +271,37 @@ def bench_model(m: bench_models.BenchModel, args: argparse.Namespace) -> dict[st
         row["reference_status"] = "not run"
         row["notes"].append("onnx.reference not run (--ref-budget 0)")
 
-    if args.repeat:
-        reps = args.repeat
-    else:
-        per_rep = first["onnxlite"] + first["onnxruntime"]
-        reps = int(min(args.max_reps, max(args.min_reps, args.time_per_model / max(per_rep, 1e-9))))
-    ref_samples: list[float] = []
-    ref_at: set[int] = set()
+    ref_runs = 0
     if "reference" in sessions:
-        n_ref = min(reps, int((budget - used) // max(first["reference"], 1e-9)))
-        if n_ref <= 0:
-            ref_samples = [first["reference"]]
+        ref_runs = int((budget - used) // max(first["reference"], 1e-9))
+        if ref_runs <= 0:
             row["notes"].append("onnx.reference: 1 run (its first; the budget allowed no more)")
-        else:
-            ref_at = {round(x) for x in np.linspace(0, reps - 1, n_ref)}
-
-    log(f"  {m.name}: {reps} interleaved repetitions ({len(ref_at) or len(ref_samples)} with onnx.reference)")
-    samples: dict[str, list[float]] = {"onnxlite": [], "onnxruntime": [], "reference": ref_samples}
+    samples: dict[str, list[float]] = {"onnxlite": [], "onnxruntime": [], "reference": []}
+    if "reference" in sessions and ref_runs <= 0:
+        samples["reference"] = [first["reference"]]
+    want = args.repeat or args.min_reps
+    log(f"  {m.name}: blocks of {BLOCK_S:g} s per runtime, {SETTLE_S:g} s settling each")
     gc.collect()
     t_loop = time.perf_counter()
-    for i in range(reps):
-        # The adaptive count came from one warm-up run; when the machine slows down, stop at twice
-        # the planned time (never below the minimum repetitions).
-        if not args.repeat and i >= args.min_reps and time.perf_counter() - t_loop > 2 * args.time_per_model:
-            row["notes"].append(f"stopped after {i} of {reps} repetitions (twice the planned time)")
+    i = 0
+    while True:
+        done = min(len(samples["onnxlite"]), len(samples["onnxruntime"]))
+        spent = time.perf_counter() - t_loop
+        if done >= want and (args.repeat or spent > args.time_per_model or done >= args.max_reps):
             break
-        order = [rt for rt in RUNTIMES if rt != "reference" or i in ref_at]
-        k = i % len(order)
-        for rt in order[k:] + order[:k]:
-            dt, _ = _timed(sessions[rt], feeds)
-            samples[rt].append(dt)
+        if not args.repeat and done >= args.min_reps // 2 and spent > 2 * args.time_per_model:
+            row["notes"].append(f"stopped after {done} runs each (twice the planned time)")
+            break
+        order = ["onnxlite", "onnxruntime"]
+        if i % 2:
+            order.reverse()
+        for rt in order:
+            samples[rt] += _block(sessions[rt], feeds)
+        # onnx.reference: single runs spread over the planned time (its runs take seconds).
+        n_ref = len(samples["reference"])
+        if n_ref < ref_runs and spent >= n_ref * args.time_per_model / ref_runs:
+            samples["reference"].append(_timed(sessions["reference"], feeds)[0])
+        i += 1
 
     row["max_abs_diff_vs_ort"] = _max_abs_diff(outputs["onnxlite"], outputs["onnxruntime"])
     if "reference" in outputs:
@@ -368,7 +393,9 @@ def markdown(env: dict[str, Any], rows: list[dict[str, Any]], args: argparse.Nam
         f"{','.join(args.lite_providers) if args.lite_providers else 'its default list'} "
         f"(available: {', '.join(env['lite_available_providers'])}); wall time {env.get('wall_s', 0):.0f} s",
         "",
-        "Latency: medians of interleaved runs in one process, same feeds, after one warm-up run; "
+        "Latency: medians of runs in one process, same feeds, the runtimes taking turns of about 0.3 s "
+        "(the first 0.06 s of each turn not counted: onnxruntime's pool spins about 40 ms after a run), "
+        "after one warm-up run; "
         "onnxruntime with CPUExecutionProvider; default session options for both. "
         "ratio = onnxlite / onnxruntime (lower is better, 1 = parity); "
         "speedup = onnx.reference / onnxlite. Creation: session creation in the same process. "
@@ -494,7 +521,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", help="comma-separated model names (default: all); --list shows them")
     ap.add_argument("--list", action="store_true", help="list the models and exit")
-    ap.add_argument("--repeat", type=int, help="interleaved repetitions per model (default: adaptive)")
+    ap.add_argument(
+        "--repeat", type=int, help="at least this many counted runs per runtime and model (default: by time)"
+    )
     ap.add_argument("--quick", action="store_true", help="few repetitions and small budgets: a smoke run")
     ap.add_argument(
         "--time-per-model",
@@ -520,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     quick = args.quick
     args.time_per_model = args.time_per_model or (3.0 if quick else 30.0)
-    args.min_reps, args.max_reps = (3, 20) if quick else (10, 400)
+    args.min_reps, args.max_reps = (3, 500) if quick else (10, 20000)
     args.ref_budget = args.ref_budget if args.ref_budget is not None else (10.0 if quick else 60.0)
     args.memory_runs = args.memory_runs if args.memory_runs is not None else (1 if quick else 2)
 

@@ -152,3 +152,27 @@ def test_blas_mode_gives_blas_the_threads() -> None:
         assert workers.workers() == 1 and _blas_threads() == 3
     with RunThreads(3):
         assert workers.workers() == 3 and _blas_threads() == 1
+
+
+def test_thread_policy_with_three_modes_probes_each_and_follows_contention() -> None:
+    from onnxlite.threads import BLAS, SINGLE, SPLIT, ThreadPolicy
+
+    p = ThreadPolicy(2, (SPLIT, BLAS, SINGLE))
+    modes = _drive(p, {SPLIT: 1.0, BLAS: 1.5, SINGLE: 2.0}, 200)
+    assert modes[:9] == [SPLIT] * 3 + [BLAS] * 3 + [SINGLE] * 3
+    assert p.best == SPLIT
+    assert modes[9:].count(BLAS) >= ThreadPolicy.BURST and modes[9:].count(SINGLE) >= ThreadPolicy.BURST
+    assert modes[9:].count(SPLIT) > 0.8 * len(modes[9:])
+    # another process takes a core: the threaded modes stall, one thread wins
+    modes = _drive(p, {SPLIT: 3.0, BLAS: 6.0, SINGLE: 2.0}, 400)
+    assert p.best == SINGLE and modes[-10:] == [SINGLE] * 10
+
+
+def test_single_mode_holds_every_pool_at_one_thread() -> None:
+    from onnxlite.providers.cpu import workers
+    from onnxlite.threads import SINGLE, RunThreads, single_thread_run
+
+    assert not single_thread_run()
+    with RunThreads(3, SINGLE):
+        assert workers.workers() == 1 and _blas_threads() == 1 and single_thread_run()
+    assert not single_thread_run()

@@ -91,9 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         t = time.perf_counter()
         sess.run(None, feeds)
         times.append((time.perf_counter() - t) * 1e3)
-    print(
-        f"model: {os.path.basename(model)}  (onnxlite {onnxlite.__version__}, {sess.get_providers()[0]})"
-    )
+    print(f"model: {os.path.basename(model)}  (onnxlite {onnxlite.__version__}, {sess.get_providers()[0]})")
     print("inputs:")
     for n, v in feeds.items():
         print(f"  {n}: {v.dtype}{list(v.shape)}")
@@ -115,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run a model (the bundled SqueezeNet by default)")
     run.add_argument("model", nargs="?", help="path of an .onnx model")
     run.add_argument("--input", help=".npz file with the input arrays (by input name or in order)")
-    run.add_argument(
-        "--repeat", type=int, default=20, help="timed runs after the first (default 20)"
-    )
+    run.add_argument("--repeat", type=int, default=20, help="timed runs after the first (default 20)")
     run.set_defaults(fn=cmd_run)
     from .tools.bench import add_bench_parser
     from .tools.inspect import add_inspect_parser

@@ -62,9 +62,7 @@ class IOBinding:
             self._bind_device_input(name, dev, device_id, value)
             return
         if isinstance(buffer_ptr, int):
-            raise InvalidArgument(
-                "bind_input: raw pointers are not supported on CPU; use bind_cpu_input"
-            )
+            raise InvalidArgument("bind_input: raw pointers are not supported on CPU; use bind_cpu_input")
         arr = np.asarray(buffer_ptr, dtype=element_type).reshape(shape)
         self.bind_cpu_input(name, arr)
 

@@ -101,9 +101,7 @@ class SessionOptions:
         try:
             self._mode = ExecutionMode(int(value))
         except (ValueError, TypeError):
-            raise InvalidArgument(
-                f"execution_mode must be an ExecutionMode, got {value!r}"
-            ) from None
+            raise InvalidArgument(f"execution_mode must be an ExecutionMode, got {value!r}") from None
 
     @property
     def execution_order(self) -> ExecutionOrder:
@@ -114,9 +112,7 @@ class SessionOptions:
         try:
             self._order = ExecutionOrder(int(value))
         except (ValueError, TypeError):
-            raise InvalidArgument(
-                f"execution_order must be an ExecutionOrder, got {value!r}"
-            ) from None
+            raise InvalidArgument(f"execution_order must be an ExecutionOrder, got {value!r}") from None
 
     @property
     def intra_op_num_threads(self) -> int:
@@ -166,9 +162,7 @@ class SessionOptions:
         """Fix the symbolic dimension ``dim_name`` of the inputs to ``dim_value``."""
         self._free_dims_by_name[str(dim_name)] = _check_int("dim_value", dim_value)
 
-    def add_free_dimension_override_by_denotation(
-        self, dim_denotation: str, dim_value: int
-    ) -> None:
+    def add_free_dimension_override_by_denotation(self, dim_denotation: str, dim_value: int) -> None:
         self._free_dims_by_denotation[str(dim_denotation)] = _check_int("dim_value", dim_value)
 
     def add_initializer(self, name: str, val: Any) -> None:

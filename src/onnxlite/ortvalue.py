@@ -46,9 +46,7 @@ class OrtValue:
         self._device_id = device_id
 
     @classmethod
-    def ortvalue_from_numpy(
-        cls, numpy_obj: Any, device_type: str = "cpu", device_id: int = 0
-    ) -> OrtValue:
+    def ortvalue_from_numpy(cls, numpy_obj: Any, device_type: str = "cpu", device_id: int = 0) -> OrtValue:
         """Wrap a numpy array without copying it (CPU), or copy it to a device ('cuda')."""
         dev = str(device_type).lower()
         if dev not in _DEVICES:

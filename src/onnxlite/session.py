@@ -27,7 +27,7 @@ from .plan import Plan
 from .providers import available_providers, known_provider_names, provider_classes
 from .providers.base import ExecutionProvider
 from .providers.cpu.provider import CPUExecutionProvider
-from .threads import RunThreads, ThreadPolicy
+from .threads import BLAS, SINGLE, SPLIT, RunThreads, ThreadPolicy
 from .types import np_dtype, type_shape, type_string
 
 log = logging.getLogger("onnxlite")
@@ -86,9 +86,7 @@ def _parse_providers(
             opts.update(provider_options[i] or {})
         known = known_provider_names()
         if name not in known:
-            raise ValueError(
-                f"Unknown execution provider {name!r}. Known providers: {', '.join(known)}"
-            )
+            raise ValueError(f"Unknown execution provider {name!r}. Known providers: {', '.join(known)}")
         if any(name == n for n, _ in out):
             raise InvalidArgument(f"provider {name!r} is listed twice")
         out.append((name, {str(k): str(v) for k, v in opts.items()}))
@@ -111,14 +109,10 @@ class InferenceSession:
     ) -> None:
         t0 = time.perf_counter_ns()
         if sess_options is not None and not isinstance(sess_options, SessionOptions):
-            raise InvalidArgument(
-                f"sess_options must be a SessionOptions, got {type(sess_options).__name__}"
-            )
+            raise InvalidArgument(f"sess_options must be a SessionOptions, got {type(sess_options).__name__}")
         unknown = set(kwargs) - {"disabled_optimizers", "read_config_from_model"}
         if unknown:
-            raise TypeError(
-                f"InferenceSession got unexpected keyword argument(s) {sorted(unknown)}"
-            )
+            raise TypeError(f"InferenceSession got unexpected keyword argument(s) {sorted(unknown)}")
         self._sess_options = sess_options if sess_options is not None else SessionOptions()
         self._disabled_optimizers = list(kwargs.get("disabled_optimizers") or [])
         self._fallback = True
@@ -192,16 +186,18 @@ class InferenceSession:
         legacy = self._model.ir_version < 4
         self._inputs = [v for v in graph.inputs if v.name not in inits]
         self._overridable = [] if legacy else [v for v in graph.inputs if v.name in inits]
-        self._feedable = {
-            v.name: self._plan.slots[v.name] for v in self._inputs + self._overridable
-        }
+        self._feedable = {v.name: self._plan.slots[v.name] for v in self._inputs + self._overridable}
         self._input_args = [self._node_arg(v) for v in self._inputs]
         self._output_args = [self._node_arg(v) for v in graph.outputs]
         self._expect = {v.name: self._expected(v) for v in self._inputs + self._overridable}
         self._executor = None
         if so.execution_mode == ExecutionMode.ORT_PARALLEL:
             self._executor = ParallelExecutor(so.inter_op_num_threads or os.cpu_count() or 1)
-        self._threads = ThreadPolicy(so.intra_op_num_threads)
+        # oneDNN's OpenMP threads spin briefly at barriers: offer the one-thread mode for when
+        # another process holds a core (see onnxlite.threads).
+        own_threads = any(p == "DnnlExecutionProvider" for _, p in self._plan.assignment)
+        modes = (SPLIT, BLAS, SINGLE) if own_threads else (SPLIT, BLAS)
+        self._threads = ThreadPolicy(so.intra_op_num_threads, modes)
         if so.log_severity_level == 0:
             counts: dict[str, int] = {}
             for st in self._plan.steps:
@@ -213,9 +209,7 @@ class InferenceSession:
         graph = self._model.graph
         for name, value in so._initializers.items():
             if name not in graph.initializers:
-                raise InvalidArgument(
-                    f"add_initializer: the model has no initializer named {name!r}"
-                )
+                raise InvalidArgument(f"add_initializer: the model has no initializer named {name!r}")
             arr = value.numpy() if isinstance(value, OrtValue) else np.asarray(value)
             graph.initializers[name] = arr
         if so._free_dims_by_name:
@@ -438,9 +432,7 @@ class InferenceSession:
 
         threading.Thread(target=work, daemon=True).start()
 
-    def run_with_iobinding(
-        self, iobinding: IOBinding, run_options: RunOptions | None = None
-    ) -> None:
+    def run_with_iobinding(self, iobinding: IOBinding, run_options: RunOptions | None = None) -> None:
         iobinding._run(run_options)
 
 

@@ -2,7 +2,9 @@
 
 Either numpy's BLAS runs the products on its own threads, or BLAS is held at one thread and the
 heavy kernels are split across onnxlite's workers (:mod:`onnxlite.providers.cpu.workers`), which
-sleep rather than spin while idle; :class:`ThreadPolicy` picks per run from measured latencies.
+sleep rather than spin while idle, or (for sessions with oneDNN nodes, whose OpenMP threads
+spin briefly) the whole run takes one thread; :class:`ThreadPolicy` picks per run from measured
+latencies.
 BLAS's setting is process-wide, so it is restored after each run; sessions with different
 settings should not run concurrently.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -60,7 +63,14 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-SPLIT, BLAS = "split", "blas"
+SPLIT, BLAS, SINGLE = "split", "blas", "single"
+
+_run = threading.local()
+
+
+def single_thread_run() -> bool:
+    """This thread runs a session in SINGLE mode: kernels that own threads use one."""
+    return bool(getattr(_run, "single", False))
 
 
 class RunThreads:
@@ -68,6 +78,8 @@ class RunThreads:
 
     ``split``: BLAS at one thread, the heavy kernels split over ``threads`` onnxlite workers.
     ``blas``: BLAS at ``threads`` threads of its own, no splitting.
+    ``single``: one thread for everything (BLAS, workers, oneDNN primitives: see
+    :func:`single_thread_run`).
     """
 
     def __init__(self, threads: int, mode: str = SPLIT) -> None:
@@ -75,22 +87,29 @@ class RunThreads:
         self.mode = mode
         self._saved: list[tuple[Any, int]] = []
         self._prev_workers = 1
+        self._prev_single = False
 
     def __enter__(self) -> RunThreads:
         self._saved = []
-        blas_threads, split = (1, self.threads) if self.mode == SPLIT else (self.threads, 1)
+        if self.mode == SINGLE:
+            blas_threads, split = 1, 1
+        else:
+            blas_threads, split = (1, self.threads) if self.mode == SPLIT else (self.threads, 1)
         for get, set_ in _blas_libs():
             n = get()
             if n != blas_threads:
                 set_(blas_threads)
                 self._saved.append((set_, n))
         self._prev_workers = workers.set_workers(split)
+        self._prev_single = single_thread_run()
+        _run.single = self.mode == SINGLE
         return self
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         workers.set_workers(self._prev_workers)
+        _run.single = self._prev_single
         for set_, n in self._saved:
             set_(n)
 
@@ -101,35 +120,39 @@ class ThreadPolicy:
     BLAS's own threads hand work over fastest while the cores are free, but they spin while they
     wait: once other processes compete for the cores they can make a run several times slower.
     onnxlite's workers sleep when idle, so they degrade gracefully, at a small hand-off cost.
-    The policy keeps a moving average of the run time of each mode, runs the faster one, and now
-    and then tries the other in a short burst (more rarely the worse it did; the first run of a
-    burst only warms the mode up), so a session follows the machine as its load changes. With
-    one thread both modes are the same and nothing is tried.
+    oneDNN's OpenMP threads spin briefly, then sleep; when another process holds a core, every
+    barrier of a primitive waits for it, and one thread (SINGLE) is faster.
+    The policy keeps a moving average of the run time of each mode, runs the fastest, and now
+    and then tries each other mode in a short burst (more rarely the worse it did; the first run
+    of a burst only warms the mode up), so a session follows the machine as its load changes.
+    With one thread all modes are the same and nothing is tried.
     """
 
     ALPHA = 0.3  # weight of the newest run in a mode's moving average
     BURST = 3  # runs per try of a mode; the first is not counted
-    PROBE_EVERY = 16  # runs between tries of the other mode, times (its slowdown) squared
+    PROBE_EVERY = 16  # runs between tries of another mode, times (its slowdown) squared
     MAX_GAP = 1000
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, modes: tuple[str, ...] = (SPLIT, BLAS)) -> None:
         self.threads = threads if threads > 0 else usable_cores()
+        self.modes = modes
         self.avg: dict[str, float] = {}
-        self.best = SPLIT
+        self.best = modes[0]
         self.runs = 0
-        self.next_probe = 0
+        self.next_probe: dict[str, int] = {}
         self._burst: list[str] = []  # modes of the runs left in the current try
 
     def choose(self) -> str:
         if self.threads <= 1:
-            return SPLIT
+            return self.modes[0]
         self.runs += 1
         if not self._burst:
-            untried = [m for m in (SPLIT, BLAS) if m not in self.avg]
+            untried = [m for m in self.modes if m not in self.avg]
+            due = [m for m in self.modes if m != self.best and self.runs >= self.next_probe.get(m, 0)]
             if untried:
                 self._burst = [untried[0]] * self.BURST
-            elif self.runs >= self.next_probe:
-                self._burst = [BLAS if self.best == SPLIT else SPLIT] * self.BURST
+            elif due:
+                self._burst = [min(due, key=lambda m: self.next_probe.get(m, 0))] * self.BURST
             else:
                 return self.best
         return self._burst[0]
@@ -144,9 +167,11 @@ class ThreadPolicy:
         if not warm_up:
             old = self.avg.get(mode)
             self.avg[mode] = seconds if old is None else old + self.ALPHA * (seconds - old)
-        if self._burst or len(self.avg) < 2:
+        if self._burst or len(self.avg) < len(self.modes):
             return
-        self.best = min(self.avg, key=self.avg.__getitem__)
-        other = BLAS if self.best == SPLIT else SPLIT
-        slowdown = self.avg[other] / max(self.avg[self.best], 1e-9)
-        self.next_probe = self.runs + min(self.MAX_GAP, int(self.PROBE_EVERY * slowdown**2))
+        before, self.best = self.best, min(self.avg, key=self.avg.__getitem__)
+        for m in self.modes:
+            # the mode just tried, or all of them when the best changed or on the first pass
+            if m != self.best and (m == mode or before != self.best or m not in self.next_probe):
+                slowdown = self.avg[m] / max(self.avg[self.best], 1e-9)
+                self.next_probe[m] = self.runs + min(self.MAX_GAP, int(self.PROBE_EVERY * slowdown**2))

@@ -13,8 +13,20 @@ _A = AttributeProto
 _T = TensorProto
 # Element types whose raw bytes are exactly numpy's little-endian layout (no packing, no strings).
 RAW_DIRECT = frozenset(
-    {_T.FLOAT, _T.DOUBLE, _T.FLOAT16, _T.INT8, _T.UINT8, _T.INT16, _T.UINT16, _T.INT32, _T.UINT32,
-     _T.INT64, _T.UINT64, _T.BOOL}
+    {
+        _T.FLOAT,
+        _T.DOUBLE,
+        _T.FLOAT16,
+        _T.INT8,
+        _T.UINT8,
+        _T.INT16,
+        _T.UINT16,
+        _T.INT32,
+        _T.UINT32,
+        _T.INT64,
+        _T.UINT64,
+        _T.BOOL,
+    }
 )
 
 

@@ -62,12 +62,8 @@ def _as_function(raw: Any) -> onnx.FunctionProto | None:
 
 def node_proto(node: Node) -> onnx.NodeProto:
     """A NodeProto for a node without subgraph attributes (for the schema's function builder)."""
-    p = helper.make_node(
-        node.op_type, node.inputs, node.outputs, name=node.name, domain=node.domain
-    )
-    p.attribute.extend(
-        to_attribute(k, v) for k, v in node.attrs.items() if not isinstance(v, Graph)
-    )
+    p = helper.make_node(node.op_type, node.inputs, node.outputs, name=node.name, domain=node.domain)
+    p.attribute.extend(to_attribute(k, v) for k, v in node.attrs.items() if not isinstance(v, Graph))
     return p
 
 

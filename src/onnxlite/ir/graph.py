@@ -145,15 +145,11 @@ def _own_type(vi: onnx.ValueInfoProto) -> TypeProto | None:
     return tp
 
 
-def node_from_proto(
-    n: onnx.NodeProto, base_dir: str | None, types: dict[str, TypeProto], index: int
-) -> Node:
+def node_from_proto(n: onnx.NodeProto, base_dir: str | None, types: dict[str, TypeProto], index: int) -> Node:
     attrs: dict[str, Any] = {}
     for a in n.attribute:
         if a.ref_attr_name:
-            raise ValueError(
-                f"attribute {a.name!r} refers to a function attribute outside a function"
-            )
+            raise ValueError(f"attribute {a.name!r} refers to a function attribute outside a function")
         v = attribute_value(a)
         if isinstance(v, onnx.GraphProto):
             v = graph_from_proto(v, base_dir, types)

@@ -124,18 +124,14 @@ def _check_external_data(m: onnx.ModelProto, base_dir: str | None) -> None:
                 "its path so the file can be found beside it"
             )
         if os.path.isabs(loc) or not loc:
-            raise InvalidGraph(
-                f"tensor {t.name!r}: external data location {loc!r} must be a relative path"
-            )
+            raise InvalidGraph(f"tensor {t.name!r}: external data location {loc!r} must be a relative path")
         full = os.path.realpath(os.path.join(root, loc))
         if os.path.commonpath([root, full]) != root:
             raise InvalidGraph(
                 f"tensor {t.name!r}: external data location {loc!r} escapes the model's folder"
             )
         if not os.path.exists(full):
-            raise NoSuchFile(
-                f"tensor {t.name!r}: external data file {loc!r} not found beside the model"
-            )
+            raise NoSuchFile(f"tensor {t.name!r}: external data file {loc!r} not found beside the model")
 
 
 SMALL_INITIALIZER = 4096  # initializers up to this many elements keep their values for inference
@@ -201,9 +197,7 @@ def load_model(source: Any) -> Model:
             f"model IR version {proto.ir_version} is newer than the newest this onnx package knows "
             f"({onnx.IR_VERSION}); upgrade onnx"
         )
-    opsets = {
-        ("" if o.domain == "ai.onnx" else o.domain): int(o.version) for o in proto.opset_import
-    }
+    opsets = {("" if o.domain == "ai.onnx" else o.domain): int(o.version) for o in proto.opset_import}
     if "" in opsets and opsets[""] < MIN_DEFAULT_OPSET:
         raise InvalidGraph(
             f"default-domain opset {opsets['']} is not supported (minimum {MIN_DEFAULT_OPSET}); "
@@ -260,9 +254,7 @@ def validate_graph(g: Graph, opsets: dict[str, int], outer: set[str]) -> None:
             if not o:
                 continue
             if o in produced:
-                raise InvalidGraph(
-                    f"value {o!r} is produced twice (by {produced[o]} and {n.describe()})"
-                )
+                raise InvalidGraph(f"value {o!r} is produced twice (by {produced[o]} and {n.describe()})")
             produced[o] = n.describe()
     for n in g.nodes:
         for i in n.inputs:

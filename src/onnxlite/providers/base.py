@@ -57,9 +57,7 @@ class ExecutionProvider:
         """Whether this provider can run one node (op, version; subclasses add type checks)."""
         return self.lookup(node, opsets) is not None
 
-    def capability(
-        self, graph: Graph, candidates: list[int], opsets: Mapping[str, int]
-    ) -> list[list[int]]:
+    def capability(self, graph: Graph, candidates: list[int], opsets: Mapping[str, int]) -> list[list[int]]:
         """Groups of node indices (among ``candidates``) this provider claims."""
         return [[i] for i in candidates if self.supports(graph.nodes[i], graph, opsets)]
 

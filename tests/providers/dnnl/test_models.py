@@ -126,3 +126,30 @@ def test_parallel_execution_mode() -> None:
     inp = sd.get_inputs()[0]
     x = np.random.default_rng(5).random(inp.shape, dtype=np.float32)
     assert_close(sd.run(None, {inp.name: x})[0], sc.run(None, {inp.name: x})[0], rel=1e-3)
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if m in ("squeezenet", "inception_v1")])
+def test_one_thread_mode_runs_twins_with_the_same_answer(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SINGLE runs (the policy's choice when another process holds a core) use one-thread twins
+    of the multi-threaded primitives and give the same result."""
+    from onnxlite.providers.dnnl import _prim
+    from onnxlite.threads import SINGLE, SPLIT
+
+    if _prim.load().default_threads < 2:
+        pytest.skip("one OpenMP thread: no twins to make")
+    monkeypatch.setattr(_prim, "SMALL_WORK_US", 0.0)  # every primitive multi-threaded
+    path = os.path.join(LIGHT, f"light_{name}.onnx")
+    sess = ort.InferenceSession(path, providers=[DNNL, CPU])
+    inp = sess.get_inputs()[0]
+    x = np.random.default_rng(1).random(inp.shape, dtype=np.float32)
+    made = []
+    real = _prim.Primitive._make_twin
+    monkeypatch.setattr(_prim.Primitive, "_make_twin", lambda self: made.append(real(self)) or made[-1])
+    monkeypatch.setattr(sess._threads, "choose", lambda: SPLIT)
+    (multi,) = sess.run(None, {inp.name: x})
+    assert not made
+    monkeypatch.setattr(sess._threads, "choose", lambda: SINGLE)
+    (single,) = sess.run(None, {inp.name: x})
+    assert made and sum(isinstance(t, _prim.Primitive) for t in made) >= len(made) // 2
+    assert all(t.threads == 1 for t in made if isinstance(t, _prim.Primitive))
+    assert_close(np.asarray(single), np.asarray(multi), rel=1e-5)

@@ -71,4 +71,3 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         _run([[(a[s : s + step], b[s : s + step], out[s : s + step])] for s in range(0, a.shape[0], step)])
         return out
     return np.matmul(a, b)
-

@@ -32,6 +32,7 @@ FRESH_OPS = frozenset(
     }
 )
 
+
 def relu_into(x: np.ndarray) -> np.ndarray:
     """Relu of a float array, written into it."""
     return np.maximum(x, 0, out=x)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ...threads import single_thread_run
 from . import _lib as L
 from ._lib import DnnlError, load
 
@@ -184,11 +185,11 @@ class Attr:
 
 
 # A primitive whose estimated work on one core is under this many microseconds runs on one
-# thread: waking a sleeping OpenMP thread (see _lib's wait policy) and the barrier cost more
-# than the second core gives back on small work. Measured on a shared 2-core VM: a tiny 1x1
-# convolution took 23 us on one thread and 95 us on two; a 3x3 one estimated at 120 us, 90 us
-# against 154 us; estimates of 200-300 us broke even; one estimated at 960 us, 550 against 410.
-SMALL_WORK_US = 300.0
+# thread: handing half of it to the other OpenMP thread and the barrier cost more than the
+# second core gives back. With OpenMP threads that sleep at once, wake-ups made the break-even
+# point 200-300 us (a tiny 1x1 convolution took 23 us on one thread and 95 us on two); with the
+# short spin (see _lib) it is near 30-50 us (SqueezeNet 5.1 ms at 300, 4.4 ms at 30-50).
+SMALL_WORK_US = 50.0
 _CORE_FLOPS_PER_US = 60e3  # float32 GEMM-like throughput of one core
 _CORE_BYTES_PER_US = 8e3  # memory traffic of one core
 
@@ -215,10 +216,10 @@ class Primitive:
     on one OpenMP thread (``threads``; 0 means the default count).
     """
 
-    def __init__(self, pd: c_void_p, what: str, remake: Any = None) -> None:
+    def __init__(self, pd: c_void_p, what: str, remake: Any = None, threads: int = 0) -> None:
         lib = load()
         self.what = what
-        self.threads = 0
+        self.threads = threads
         if remake is not None and lib.default_threads > 1 and _work_us(pd, what) < SMALL_WORK_US:
             lib.use_threads(1)
             try:
@@ -229,6 +230,8 @@ class Primitive:
             pd = pd2
             self.threads = 1
         self.pd: c_void_p | None = pd
+        self._remake = remake if self.threads != 1 else None
+        self._single: Primitive | bool | None = None  # one-thread twin: None untried, False none
         self.h = c_void_p()
         try:
             lib.use_threads(self.threads)
@@ -259,6 +262,11 @@ class Primitive:
         """Execute over ``args`` (argument id, layout, numpy buffer). The memory objects of the
         last call on this thread are reused (only their data pointers change) when the
         arguments have the same layouts, which they do on every run of a plan."""
+        if self._remake is not None and single_thread_run():
+            twin = self._single_twin()
+            if twin is not None:
+                twin.run(args)
+                return
         lib = load()
         b = getattr(self._tls, "b", None)
         if b is None or not b.same(args):
@@ -269,6 +277,35 @@ class Primitive:
         lib.use_threads(self.threads)
         lib.check(lib.primitive_execute(self.h, lib.stream(), b.n, b.ea), "primitive_execute")
 
+    def _single_twin(self) -> Primitive | None:
+        """The same primitive made for one OpenMP thread (a primitive splits its work for the
+        thread count it was made with), if it takes every argument in the same layout."""
+        twin = self._single
+        if twin is None:
+            with _twin_lock:
+                if self._single is None:
+                    self._single = self._make_twin()
+            twin = self._single
+        return twin if isinstance(twin, Primitive) else None
+
+    def _make_twin(self) -> Primitive | bool:
+        lib = load()
+        remake = self._remake
+        assert remake is not None
+        lib.use_threads(1)
+        try:
+            twin = Primitive(remake(), self.what, threads=1)
+        except DnnlError:
+            return False
+        finally:
+            lib.use_threads(0)
+        eq, q = lib.memory_desc_equal, lib.primitive_desc_query_md
+        for arg in _LAYOUT_ARGS:
+            a, b = q(self.pd, L.Q_EXEC_ARG_MD, arg), q(twin.pd, L.Q_EXEC_ARG_MD, arg)
+            if bool(a) != bool(b) or (a and not eq(a, b)):
+                return False
+        return twin
+
     def __del__(self) -> None:
         try:
             lib = load()
@@ -278,6 +315,23 @@ class Primitive:
                 lib.primitive_desc_destroy(self.pd)
         except Exception:  # interpreter shutdown
             pass
+
+
+_twin_lock = threading.Lock()
+# Arguments whose layout a one-thread twin must share with its primitive (the scratchpad is
+# the twin's own).
+_LAYOUT_ARGS = (
+    L.ARG_SRC,
+    L.ARG_SRC_1,
+    L.ARG_WEIGHTS,
+    L.ARG_BIAS,
+    L.ARG_DST,
+    L.ARG_MEAN,
+    L.ARG_VARIANCE,
+    L.ARG_SCALE,
+    L.ARG_SHIFT,
+    *(L.ARG_MULTIPLE_SRC + i for i in range(64)),
+)
 
 
 class _Binding:
@@ -328,10 +382,11 @@ def create(fn_name: str, *args: Any) -> Primitive:
     """Create ``dnnl_<fn_name>`` primitive descriptor (engine first) and its primitive."""
     lib = load()
     fn = getattr(lib, fn_name)
-    # Attr and MD objects stay referenced (in ``args``) until the descriptor exists.
     cargs = [a.finish() if isinstance(a, Attr) else a.h if isinstance(a, MD) else a for a in args]
 
-    def make() -> c_void_p:
+    # ``_owners`` keeps the Attr and MD objects that own the handles in ``cargs`` alive with
+    # ``make``: the primitive may make its descriptor again (its one-thread twin).
+    def make(_owners: tuple[Any, ...] = args) -> c_void_p:
         p = c_void_p()
         lib.check(fn(byref(p), lib.engine, *cargs), fn_name)
         return p

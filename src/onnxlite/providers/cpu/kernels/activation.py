@@ -186,9 +186,7 @@ def elu(x, *, alpha=1.0, consumed_inputs=None):
 
 
 @kernel("Selu", since=1)
-def selu(
-    x, *, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875, consumed_inputs=None
-):
+def selu(x, *, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875, consumed_inputs=None):
     xf = _up(x)
     y = _neg_expm1(xf)
     y *= alpha

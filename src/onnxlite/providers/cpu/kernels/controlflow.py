@@ -100,14 +100,11 @@ def _run_scan(
     length = scans[0].shape[in_axes[0]] if scans else 0
     for x, ax in zip(scans, in_axes):
         if x.shape[ax] != length:
-            raise ValueError(
-                f"scan inputs disagree on the sequence length: {x.shape[ax]} vs {length}"
-            )
+            raise ValueError(f"scan inputs disagree on the sequence length: {x.shape[ax]} vs {length}")
     collected: list[list[Any]] = [[] for _ in range(n_out - n_state)]
     for t in range(length):
         slices = [
-            np.take(x, length - 1 - t if d else t, axis=ax)
-            for x, ax, d in zip(scans, in_axes, in_dirs)
+            np.take(x, length - 1 - t if d else t, axis=ax) for x, ax, d in zip(scans, in_axes, in_dirs)
         ]
         res = body.run_subgraph([*states, *slices], outer)
         states = list(res[:n_state])

@@ -222,9 +222,7 @@ def topk(X, K, *, axis=-1, largest=1, sorted=1):
 def unique(X, *, axis=None, sorted=1):
     if axis is None:
         flat = X.reshape(-1)
-        y, first, inv, counts = np.unique(
-            flat, return_index=True, return_inverse=True, return_counts=True
-        )
+        y, first, inv, counts = np.unique(flat, return_index=True, return_inverse=True, return_counts=True)
         inv = inv.reshape(-1)
         ax = None
     else:

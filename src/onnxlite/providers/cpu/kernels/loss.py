@@ -49,9 +49,7 @@ def negative_log_likelihood_loss(x, target, weight=None, *, ignore_index=None, r
 
 
 @kernel("SoftmaxCrossEntropyLoss", since=12)
-def softmax_cross_entropy_loss(
-    scores, labels, weights=None, *, ignore_index=None, reduction="mean"
-):
+def softmax_cross_entropy_loss(scores, labels, weights=None, *, ignore_index=None, reduction="mean"):
     x = np.asarray(scores)
     xf = x.astype(_compute_dtype(x.dtype), copy=False)
     shifted = xf - xf.max(axis=1, keepdims=True)

@@ -86,9 +86,7 @@ def _nearest_index(x, nearest_mode, scale):
     raise ValueError(f"unsupported nearest_mode {nearest_mode!r}")
 
 
-def _axis_plan(
-    mode, in_len, out_len, scale, ctm, roi, nearest_mode, cubic_a, exclude_outside, antialias
-):
+def _axis_plan(mode, in_len, out_len, scale, ctm, roi, nearest_mode, cubic_a, exclude_outside, antialias):
     """(index[out, taps], weight[out, taps] or None for nearest, extrapolation mask or None)."""
     x, extrap = _source_coords(ctm, out_len, in_len, scale, roi)
     if mode == "nearest":

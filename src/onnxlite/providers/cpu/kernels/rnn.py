@@ -319,9 +319,7 @@ def lstm(
     output_sequence=0,
 ):
     nd = W.shape[0]
-    acts = _activations(
-        activations, activation_alpha, activation_beta, ("Sigmoid", "Tanh", "Tanh"), nd
-    )
+    acts = _activations(activations, activation_alpha, activation_beta, ("Sigmoid", "Tanh", "Tanh"), nd)
     clipf = _clipper(clip)
     cdt = _compute_dtype(X.dtype)
     peep = None if P is None else P.astype(cdt).reshape(nd, 3, -1)

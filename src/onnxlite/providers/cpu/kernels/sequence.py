@@ -59,16 +59,12 @@ def sequence_length(seq: list[Any]) -> np.ndarray:
 
 
 @kernel("SplitToSequence", since=11)
-def split_to_sequence(
-    x: np.ndarray, split: Any = None, *, axis: int = 0, keepdims: int = 1
-) -> list[Any]:
+def split_to_sequence(x: np.ndarray, split: Any = None, *, axis: int = 0, keepdims: int = 1) -> list[Any]:
     x = np.asarray(x)
     ax = axis + x.ndim if axis < 0 else axis
     n = x.shape[ax]
     if split is None:
-        parts = [
-            np.take(x, i, axis=ax) if not keepdims else np.take(x, [i], axis=ax) for i in range(n)
-        ]
+        parts = [np.take(x, i, axis=ax) if not keepdims else np.take(x, [i], axis=ax) for i in range(n)]
         return parts
     s = np.asarray(split).astype(np.int64)
     if s.ndim == 0:

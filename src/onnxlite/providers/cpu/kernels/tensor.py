@@ -206,9 +206,7 @@ def _pad(data, pads: list[int], mode: str, value: Any, axes: list[int] | None) -
     for i, a in enumerate(axes):
         before[a], after[a] = pads[i], pads[n + i]
     if any(p < 0 for p in before + after):  # negative pads crop first
-        data = data[
-            tuple(slice(max(-b, 0), d - max(-e, 0)) for b, e, d in zip(before, after, data.shape))
-        ]
+        data = data[tuple(slice(max(-b, 0), d - max(-e, 0)) for b, e, d in zip(before, after, data.shape))]
         before = [max(b, 0) for b in before]
         after = [max(e, 0) for e in after]
     if not any(before) and not any(after):
