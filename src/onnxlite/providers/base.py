@@ -75,6 +75,13 @@ class ExecutionProvider:
         """
         return None
 
+    def packed_constant(self, node: Node, name: str) -> Any:
+        """The stand-in that this provider's kernel for ``node`` recognises in place of the
+        initializer ``name``, whose values it keeps in its own form (packed at session
+        creation); None when it needs the array. Where ``node`` alone reads the initializer,
+        the plan and the graph hold the stand-in, so the original array is freed."""
+        return None
+
     def to_device(self, value: Any) -> Any:
         return value
 

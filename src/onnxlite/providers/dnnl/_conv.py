@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _lib as L
-from ._prim import MD, Attr, Primitive, create, empty, into, plain_md, result, source
+from ._prim import MD, Attr, Primitive, create, empty, into, plain_md, result, same_array, source
 
 # ONNX activation name -> (oneDNN eltwise alg, default alpha, default beta)
 ACTIVATIONS: dict[str, tuple[int, float, float]] = {
@@ -104,6 +104,8 @@ class ConvKernel:
         self.keep_blocked = keep_blocked
         self._cache: dict[Any, _ConvEntry] = {}
         self._packed: dict[Any, tuple[Any, np.ndarray]] = {}
+        # (stand-in, layout, packed weights) once the plan hands the kernel a stand-in for them
+        self._adopted: tuple[Any, MD, np.ndarray] | None = None
         self._lock = threading.Lock()
 
     def _entry(self, xmd: MD, wshape: tuple[int, ...], has_b: bool) -> _ConvEntry:
@@ -184,8 +186,13 @@ class ConvKernel:
     def _weights(self, e: _ConvEntry, w: Any) -> np.ndarray:
         k = e.w_md.key
         hit = self._packed.get(k)
-        if hit is not None and hit[0] is w:
+        if hit is not None and same_array(hit[0], w):
             return hit[1]
+        ad = self._adopted
+        if ad is not None and w is ad[0]:  # the original is gone: reorder the packed copy
+            packed = ad[2] if ad[1].key == k else into(ad[1], e.w_md, ad[2])
+            self._packed[k] = (w, packed)
+            return packed
         packed = into(e.w_plain, e.w_md, np.ascontiguousarray(w, dtype=np.float32))
         if packed is w:
             packed = np.ascontiguousarray(w, dtype=np.float32)
@@ -197,6 +204,19 @@ class ConvKernel:
         primitive's weights layout does not depend on the input's layout)."""
         e = self._entry(plain_md(tuple(x_shape)), tuple(w.shape), has_b)
         self._weights(e, w)
+
+    def adopt(self, w: np.ndarray, stand_in: np.ndarray) -> bool:
+        """From now on ``stand_in`` (an array of w's shape holding no data) means the weights
+        ``w`` packed by :meth:`prepack`; the kernel drops its references to ``w``."""
+        for entry in self._cache.values():
+            hit = self._packed.get(entry.w_md.key)
+            if hit is not None and same_array(hit[0], w):
+                self._adopted = (stand_in, entry.w_md, hit[1])
+                self._packed = {
+                    key: (stand_in, p) for key, (ww, p) in self._packed.items() if same_array(ww, w)
+                }
+                return True
+        return False
 
     def __call__(self, x: Any, w: Any = None, b: Any = None, z: Any = None) -> Any:
         if 0 in np.shape(x) and np.ndim(w) == np.ndim(x):

@@ -12,7 +12,19 @@ import numpy as np
 from . import _lib as L
 from ._conv import conv_geometry
 from ._lib import DnnlError, load
-from ._prim import MD, Attr, DnnlTensor, Primitive, create, empty, into, plain_md, result, source
+from ._prim import (
+    MD,
+    Attr,
+    DnnlTensor,
+    Primitive,
+    create,
+    empty,
+    into,
+    plain_md,
+    result,
+    same_array,
+    source,
+)
 
 F32_MAX = float(np.finfo(np.float32).max)
 _NOMINAL_ROWS = 64  # rows of the matmul primitive that picks the weights' layout
@@ -307,6 +319,7 @@ class MatMulKernel(_Cached):
         self.alpha, self.beta = alpha, beta
         self.post = post
         self._state: Any = None
+        self._adopted: Any = None  # the packed state a stand-in for the weights stands for
         self._w_layout: MD | None = None
 
     def _attr(self) -> Any:
@@ -317,18 +330,20 @@ class MatMulKernel(_Cached):
 
     def _bind(self, b: Any, c: Any) -> Any:
         """Weights (buffer, plain md) and bias for these B and C objects; cached per object."""
+        ad = self._adopted
+        if ad is not None and b is ad[0] and same_array(ad[1], c):
+            return ad
         st = self._state
-        if st is not None and st[0] is b and st[1] is c:
+        if st is not None and same_array(st[0], b) and same_array(st[1], c):
             return st
         w = np.asarray(b, np.float32)
         if self.alpha != 1.0:
             w = w * np.float32(self.alpha)
-        if self.trans_b and not self.reorder_weights:
-            w = np.ascontiguousarray(w)
+        w = np.ascontiguousarray(w)
+        if self.trans_b:  # read through strides: no transposed copy
             n, k = w.shape
             w_md = MD.plain((k, n), strides=(1, k))
         else:
-            w = np.ascontiguousarray(w.T if self.trans_b else w)
             w_md = plain_md(w.shape)
         bias = None
         if c is not None and self.beta != 0.0:
@@ -366,6 +381,16 @@ class MatMulKernel(_Cached):
         self._w_layout = w_md
         packed[w_md.key] = into(w_src, w_md, w)
 
+    def adopt(self, b: np.ndarray, stand_in: np.ndarray) -> bool:
+        """From now on ``stand_in`` (an array of b's shape holding no data) means the weights
+        ``b`` packed by :meth:`prepack`; the kernel drops its references to ``b``."""
+        st = self._state
+        if st is None or self._w_layout is None or not same_array(st[0], b):
+            return False
+        self._adopted = (stand_in, st[1], None, st[3], st[4], st[5])
+        self._state = None
+        return True
+
     def _const(self, a: np.ndarray, b: Any, c: Any) -> np.ndarray:
         _, _, w, w_src, bias, packed = self._bind(b, c)
         k, n = w_src.shape
@@ -381,7 +406,12 @@ class MatMulKernel(_Cached):
         )
         wp = packed.get(w_md.key)
         if wp is None:
-            wp = packed[w_md.key] = into(w_src, w_md, w)
+            if w is None:  # adopted: the original is gone, reorder the packed copy
+                assert self._w_layout is not None
+                wp = into(self._w_layout, w_md, packed[self._w_layout.key])
+            else:
+                wp = into(w_src, w_md, w)
+            packed[w_md.key] = wp
         dst = np.empty((m, n), np.float32)
         args = [(L.ARG_SRC, amd, a), (L.ARG_WEIGHTS, w_md, wp), (L.ARG_DST, dst_md, dst)]
         if b_md is not None:

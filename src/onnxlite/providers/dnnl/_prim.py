@@ -497,6 +497,21 @@ def to_plain(t: DnnlTensor) -> np.ndarray:
     return out
 
 
+def same_array(a: Any, b: Any) -> bool:
+    """``a`` and ``b`` are one array: the same object, or views with the same data and layout
+    (the plan hands kernels a read-only view of each initializer, not the object itself)."""
+    if a is b:
+        return True
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+        return False
+    return (
+        a.shape == b.shape
+        and a.strides == b.strides
+        and a.dtype == b.dtype
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
+
+
 def source(x: Any) -> tuple[MD, Any]:
     """The memory descriptor and buffer of a kernel input (numpy array or DnnlTensor)."""
     if isinstance(x, DnnlTensor):

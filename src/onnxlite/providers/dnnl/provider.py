@@ -277,6 +277,8 @@ class DnnlExecutionProvider(ExecutionProvider):
                 # weights to reorder at session creation: initializers, computed constants
                 w = _const(graph, node.inputs[1])
                 plans[i].extra["w_value"] = values.get(node.inputs[1]) if w is None else w
+                if w is not None:
+                    plans[i].extra["w_name"] = node.inputs[1]
                 if len(node.inputs) > 2 and node.inputs[2]:
                     plans[i].extra["c_value"] = _const(graph, node.inputs[2])
                     if plans[i].extra["c_value"] is None:
@@ -289,6 +291,12 @@ class DnnlExecutionProvider(ExecutionProvider):
         for i, p in plans.items():
             self._plans[id(graph.nodes[i])] = p
         return _connected_groups(graph, mine, producer)
+
+    def packed_constant(self, node: Node, name: str) -> Any:
+        plan = self._plans.get(id(node))
+        if plan is None or plan.extra.get("w_name") != name:
+            return None
+        return plan.extra.get("stand_in")
 
     def compile(self, graph: Graph, group: list[int]) -> Callable[..., Any] | None:
         # Per-node kernels already hand blocked tensors to each other inside a group and reorder
@@ -332,7 +340,7 @@ def _static_dims(tp: Any) -> tuple[int, ...] | None:
 
 def _prepack(kernel: Any, info: NodeInfo, plan: _NodePlan) -> None:
     """Reorder the node's constant weights at session creation (else: on the first run)."""
-    w = plan.extra.get("w_value")
+    w = plan.extra.pop("w_value", None)  # the plan keeps no reference to the weights
     if w is None:
         return
     has_c = len(info.inputs) > 2 and bool(info.inputs[2])
@@ -340,12 +348,20 @@ def _prepack(kernel: Any, info: NodeInfo, plan: _NodePlan) -> None:
     try:
         if isinstance(kernel, ConvKernel):
             shape = _static_dims(info.input_types[0] if info.input_types else None)
-            if shape is not None:
-                kernel.prepack(shape, w, has_c)
+            if shape is None:
+                return
+            kernel.prepack(shape, w, has_c)
         elif not has_c or c is not None:
             kernel.prepack(w, c)
+        else:
+            return
     except (L.DnnlError, ValueError):
-        pass  # shapes the run will report properly; packing waits for it
+        return  # shapes the run will report properly; packing waits for it
+    if "w_name" in plan.extra:
+        # The kernel keeps the packed weights; the plan may hand it this instead of the array.
+        stand_in = np.broadcast_to(np.zeros((), w.dtype), w.shape)
+        if kernel.adopt(w, stand_in):
+            plan.extra["stand_in"] = stand_in
 
 
 def _matmul_epilogue(
