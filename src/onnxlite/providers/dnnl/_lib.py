@@ -136,6 +136,10 @@ _SIGS: dict[str, tuple[Any, list[Any]]] = {
         c_int,
         [POINTER(c_void_p), c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p],
     ),
+    "dnnl_shuffle_forward_primitive_desc_create": (
+        c_int,
+        [POINTER(c_void_p), c_void_p, c_int, c_void_p, c_void_p, c_int, c_int64, c_void_p],
+    ),
     "dnnl_eltwise_forward_primitive_desc_create": (
         c_int,
         [POINTER(c_void_p), c_void_p, c_int, c_int, c_void_p, c_void_p, c_float, c_float, c_void_p],

@@ -79,6 +79,35 @@ class EltwiseKernel(_Cached):
         return result(xmd, dst, self.keep_blocked)
 
 
+class ShuffleKernel(_Cached):
+    """A channel shuffle (Reshape to groups, Transpose, Reshape back) as oneDNN's shuffle, in
+    whatever layout its input comes in: channel c of the output is channel
+    (c mod groups) * (C / groups) + c // groups of the input."""
+
+    def __init__(self, groups: int, keep_blocked: bool) -> None:
+        super().__init__()
+        self.groups = groups
+        self.keep_blocked = keep_blocked
+
+    def __call__(self, x: Any, *unused: Any) -> Any:
+        xmd, xbuf = source(x)
+        prim = self.entry(
+            xmd.key,
+            lambda: create(
+                "shuffle_forward_primitive_desc_create",
+                L.FORWARD_INFERENCE,
+                xmd.h,
+                xmd.h,
+                1,
+                xmd.shape[1] // self.groups,  # oneDNN's group_size: channels per group
+                Attr(),
+            ),
+        )
+        dst = empty(xmd)
+        prim.run([(L.ARG_SRC, xmd, xbuf), (L.ARG_DST, xmd, dst)])
+        return result(xmd, dst, self.keep_blocked)
+
+
 class ClipKernel(EltwiseKernel):
     """Clip with min/max as inputs (opset 11+): one primitive per bounds seen."""
 

@@ -34,7 +34,7 @@ from ...errors import InvalidArgument
 from ...ir.graph import Graph, Node
 from ..base import ExecutionProvider, schema_version
 from ..registry import NodeInfo
-from . import _bnchain, _consts, _dynq, _qdq
+from . import _bnchain, _consts, _dynq, _qdq, _shuffle
 from . import _lib as L
 from ._conv import ACTIVATIONS, ConvKernel, fused_activation
 from ._int8 import IntConvKernel, IntMatMulKernel
@@ -48,6 +48,7 @@ from ._ops import (
     LRNKernel,
     MatMulKernel,
     PoolKernel,
+    ShuffleKernel,
     SoftmaxKernel,
     identity,
 )
@@ -194,6 +195,18 @@ class DnnlExecutionProvider(ExecutionProvider):
                 plans[j] = _NodePlan(extra={"fn": fn})
                 if j not in mine:
                     mine.append(j)
+        for i in candidates:
+            sh = _shuffle.match(graph, i, cand, producer, consumers, escaping)
+            if sh is None or any(
+                j in plans and (plans[j].passthrough or plans[j].extra) for j in (sh.first, sh.last)
+            ):
+                continue
+            plans[sh.first] = _NodePlan(passthrough=True)
+            plans[sh.last] = _NodePlan(passthrough=True)
+            plans[i] = _NodePlan(extra={"shuffle": sh.groups, "output": graph.nodes[sh.last].outputs[0]})
+            for j in (sh.first, i, sh.last):
+                if j not in mine:
+                    mine.append(j)
         for i in list(mine):
             if plans[i].passthrough or plans[i].extra:
                 continue
@@ -309,6 +322,8 @@ class DnnlExecutionProvider(ExecutionProvider):
             return identity
         if "fn" in plan.extra:
             return plan.extra["fn"]
+        if "shuffle" in plan.extra:
+            return ShuffleKernel(plan.extra["shuffle"], plan.keep_blocked)
         if "bn" in plan.extra:
             bnc, role = plan.extra["bn"]
             head, mul, add = _bnchain.kernels(bnc)
@@ -326,7 +341,7 @@ class DnnlExecutionProvider(ExecutionProvider):
 
 
 _PREPACK = {"Conv", "FusedConv", "MatMul", "Gemm", "FusedGemm"}
-_GROUPED = {"qdq", "fn", "bn", "constant"}
+_GROUPED = {"qdq", "fn", "bn", "constant", "shuffle"}
 
 
 def _static_dims(tp: Any) -> tuple[int, ...] | None:
