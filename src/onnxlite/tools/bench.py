@@ -3,8 +3,8 @@
 Prints the session creation time, the total and average inference time, throughput, the peak RSS
 of the process and the RSS increase of session creation and of inference, and the latency
 min/mean/max/p50/p90/p95/p99/p999 in one table. ``--compare onnxruntime`` runs the same feeds in
-onnxruntime in the same process, interleaved with onnxlite's runs (alternating which goes first),
-and adds its column and the ratio of the medians. ``--json`` prints the same report as JSON.
+onnxruntime in the same process, in turns with onnxlite's runs (alternating which goes first), and
+adds its column and the ratio of the medians. ``--json`` prints the same report as JSON.
 ``-p`` turns on profiling and summarises the time by op type.
 
 How memory is measured (Linux): before each measured step (session creation, each run), the
@@ -263,6 +263,25 @@ def _create(rt: _Runtime, module: Any, model: str, s: Settings, meter: RssMeter,
     rt.providers = list(rt.session.get_providers())
 
 
+TURN_SETTLE_S = 0.06
+TURN_S = 0.3
+
+
+def _turn(rt: _Runtime, feeds: dict[str, Any], meter: RssMeter, want: int) -> None:
+    """One runtime's turn: unrecorded runs for TURN_SETTLE_S (at least one), then recorded runs
+    for TURN_S (at least one, and no more than ``want`` in all)."""
+    t0 = time.perf_counter()
+    while True:
+        _timed_run(rt, feeds, meter, record=False)
+        if time.perf_counter() - t0 >= TURN_SETTLE_S:
+            break
+    t1 = time.perf_counter()
+    while len(rt.times) < want:
+        _timed_run(rt, feeds, meter, record=True)
+        if time.perf_counter() - t1 >= TURN_S:
+            break
+
+
 def _timed_run(rt: _Runtime, feeds: dict[str, Any], meter: RssMeter, record: bool) -> None:
     # The first run's outputs are kept (to compare runtimes); later ones are dropped before the
     # RSS is read, or every run would count its outputs as memory kept.
@@ -412,14 +431,23 @@ def _measure(
             rt.error = f"run failed: {type(e).__name__}: {e}"
             active.remove(rt)
 
-    # Interleaved: each round runs every runtime once, alternating which goes first, so drifts of
-    # a shared, noisy machine hit both alike.
     start = time.perf_counter()
-    i = 0
-    while i < max(s.repeat, 1) and (i == 0 or time.perf_counter() - start < s.duration):
-        for rt in active if i % 2 == 0 else active[::-1]:
+    want = max(s.repeat, 1)
+    if len(active) == 1:
+        (rt,) = active
+        while len(rt.times) < want and (not rt.times or time.perf_counter() - start < s.duration):
             _timed_run(rt, feeds, meter, record=True)
-        i += 1
+    else:
+        # Interleaved in turns, alternating which goes first, so drifts of a shared, noisy
+        # machine hit both alike. A turn's first TURN_SETTLE_S is not recorded: onnxruntime's
+        # pool spins for about 40 ms after a run and would take a core from the next runtime.
+        i = 0
+        while any(len(rt.times) < want for rt in active) and (
+            i == 0 or time.perf_counter() - start < s.duration
+        ):
+            for rt in active if i % 2 == 0 else active[::-1]:
+                _turn(rt, feeds, meter, want)
+            i += 1
 
     if prefix is not None:
         for rt in active:
