@@ -162,3 +162,26 @@ def test_exact_int_matmul_is_exact_at_the_extremes(k):
     got = exact_int_matmul(a, b)
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got.astype(np.int64), want)
+
+
+@pytest.mark.parametrize("trans_b", [0, 1])
+@pytest.mark.parametrize("c_shape", [None, (), (5,), (1, 5), (3, 5), (3, 1)])
+@pytest.mark.parametrize("activation", ["", "Relu", "Tanh"])
+def test_float32_gemm_short_path(trans_b: int, c_shape: tuple[int, ...] | None, activation: str) -> None:
+    from onnxlite.providers.cpu.kernels.contrib import _activation
+    from onnxlite.providers.cpu.kernels.linalg import gemm_fn
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 4)).astype(np.float32)
+    b = rng.standard_normal((5, 4) if trans_b else (4, 5)).astype(np.float32)
+    c = None if c_shape is None else rng.standard_normal(c_shape).astype(np.float32)
+    act = _activation(activation) if activation else None
+    run = gemm_fn(transB=trans_b, act=act, f32=True)
+    want = a @ (b.T if trans_b else b) + (0 if c is None else c)
+    if activation == "Relu":
+        want = np.maximum(want, 0)
+    elif activation == "Tanh":
+        want = np.tanh(want)
+    got = run(a, b) if c is None else run(a, b, c)
+    assert got.dtype == np.float32 and got.shape == (3, 5)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -59,6 +59,9 @@ def _relu_inplace(x):
     return relu_into(x) if x.dtype.kind == "f" else relu(x)
 
 
+_relu_inplace.relu_in_place = True  # type: ignore[attr-defined]  # float32 callers may inline it
+
+
 def _activation(name: str, alpha=None, beta=None, gamma=None):
     """The elementwise function of a fused activation; ONNX defaults where a parameter is absent.
 
