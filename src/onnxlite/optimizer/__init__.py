@@ -18,6 +18,7 @@ from .base import Pass, PassContext, PatternPass
 from .bias_gelu_fusion import BiasGeluFusion
 from .bn_mul_add_fold import BnMulAddFold
 from .constant_folding import ConstantFolding
+from .conv_add_fusion import ConvAddFusion
 from .conv_bn_fold import ConvBnFold
 from .conv_mul_add_fold import ConvMulAddFold
 from .cse import CommonSubexpressions
@@ -48,6 +49,7 @@ ALL_PASSES: dict[str, Pass] = {
         LayerNormFusion(),
         AttentionFusion(),
         ActivationFusion(),
+        ConvAddFusion(),
         SkipLayerNormFusion(),
         BiasGeluFusion(),
     )
@@ -69,7 +71,14 @@ _BASIC = [
 ]
 # Attention first: its output shape lets inference prove the residual Add's operands equal,
 # which skip_layernorm_fusion needs.
-_EXTENDED = [*_BASIC, "attention_fusion", "skip_layernorm_fusion", "bias_gelu_fusion", "activation_fusion"]
+_EXTENDED = [
+    *_BASIC,
+    "attention_fusion",
+    "skip_layernorm_fusion",
+    "bias_gelu_fusion",
+    "conv_add_fusion",
+    "activation_fusion",
+]
 
 # onnxruntime's GraphOptimizationLevel values. LAYOUT and ALL add layout transforms (NCHWc, NHWC)
 # that only pay off with blocked native kernels; numpy kernels gain nothing from them.
@@ -108,6 +117,7 @@ ORT_NAMES: dict[str, str] = {
     "LayerNormFusion": "layernorm_fusion",
     "ConvActivationFusion": "activation_fusion",
     "GemmActivationFusion": "activation_fusion",
+    "ConvAddActivationFusion": "conv_add_fusion",
     "SkipLayerNormFusion": "skip_layernorm_fusion",
     "BiasGeluFusion": "bias_gelu_fusion",
     "AttentionFusion": "attention_fusion",

@@ -25,13 +25,13 @@ _DEFAULTS: dict[str, list[tuple[str, float]]] = {
     "HardSigmoid": [("alpha", 0.2), ("beta", 0.5)],
     "Elu": [("alpha", 1.0)],
 }
-_CONV_ACTS = frozenset({"Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "Clip"})
+CONV_ACTS = frozenset({"Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "Clip"})
 _GEMM_ACTS = frozenset({"Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "Elu"})
 
 
 class ActivationFusion(PatternPass):
     name = "activation_fusion"
-    anchors = frozenset(_CONV_ACTS | _GEMM_ACTS)
+    anchors = frozenset(CONV_ACTS | _GEMM_ACTS)
 
     def rewrite(self, act: Node, idx: GraphIndex) -> bool:
         if not is_default(act) or not act.inputs or len(act.outputs) != 1:
@@ -46,10 +46,10 @@ class ActivationFusion(PatternPass):
         ):
             return False
         fused = "FusedConv" if base.op_type == "Conv" else "FusedGemm"
-        allowed = _CONV_ACTS if fused == "FusedConv" else _GEMM_ACTS
+        allowed = CONV_ACTS if fused == "FusedConv" else _GEMM_ACTS
         if act.op_type not in allowed or not idx.ctx.can_emit(MS_DOMAIN, fused):
             return False
-        params = _params(act, idx)
+        params = activation_params(act, idx)
         if params is None:
             return False
         attrs = dict(base.attrs)
@@ -68,7 +68,8 @@ class ActivationFusion(PatternPass):
         return True
 
 
-def _params(act: Node, idx: GraphIndex) -> list[float] | None:
+def activation_params(act: Node, idx: GraphIndex) -> list[float] | None:
+    """FusedConv's ``activation_params`` for ``act`` (None: bounds that are not constants)."""
     if act.op_type == "Clip":
         if idx.ctx.opset() >= 11:  # bounds are optional constant inputs
             bounds = []
