@@ -176,3 +176,10 @@ def test_single_mode_holds_every_pool_at_one_thread() -> None:
     with RunThreads(3, SINGLE):
         assert workers.workers() == 1 and _blas_threads() == 1 and single_thread_run()
     assert not single_thread_run()
+
+
+def test_one_thread_with_onednn_nodes_runs_single() -> None:
+    from onnxlite.threads import BLAS, SINGLE, SPLIT, ThreadPolicy
+
+    p = ThreadPolicy(1, (SPLIT, BLAS, SINGLE))
+    assert _drive(p, {SINGLE: 1.0}, 5) == [SINGLE] * 5

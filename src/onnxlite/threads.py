@@ -143,8 +143,8 @@ class ThreadPolicy:
         self._burst: list[str] = []  # modes of the runs left in the current try
 
     def choose(self) -> str:
-        if self.threads <= 1:
-            return self.modes[0]
+        if self.threads <= 1:  # intra_op_num_threads=1 holds oneDNN's primitives to one thread too
+            return SINGLE if SINGLE in self.modes else self.modes[0]
         self.runs += 1
         if not self._burst:
             untried = [m for m in self.modes if m not in self.avg]
