@@ -75,7 +75,7 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
                 # Initializers the kernel keeps packed: the plan and the graph hold its stand-in,
                 # so the original array is freed (VGG-19 with oneDNN: 548 MB held once, not twice).
                 for name in node.inputs:
-                    if name and sole.get(name) == idx and name in constants:
+                    if name and sole.get(name) == idx and name in constants and node.inputs.count(name) == 1:
                         stand_in = ep.packed_constant(node, name)
                         if stand_in is not None:
                             constants[name] = graph.initializers[name] = stand_in

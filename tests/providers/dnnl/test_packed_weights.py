@@ -68,3 +68,11 @@ def test_an_initializer_read_by_two_nodes_keeps_its_array() -> None:
     assert not _stand_in(held["w1"]) and _stand_in(held["w0"])
     assert_close(sd.run(None, {"x": x})[0], sc.run(None, {"x": x})[0])
     assert_close(sd.run(None, {"x": x})[0], sc.run(None, {"x": x})[0])
+
+
+def test_weights_read_twice_by_one_node_keep_their_array() -> None:
+    w = np.random.default_rng(1).standard_normal((24, 24)).astype(np.float32)
+    model = graph_model([helper.make_node("MatMul", ["w", "w"], ["y"])], {}, ["y"], {"w": w})
+    sd = ort.InferenceSession(model.SerializeToString(), sess_options=unoptimized(), providers=[DNNL, CPU])
+    assert not _stand_in(sd._model.graph.initializers["w"])
+    assert_close(sd.run(None, {})[0], w @ w)
