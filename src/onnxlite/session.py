@@ -193,9 +193,10 @@ class InferenceSession:
         self._executor = None
         if so.execution_mode == ExecutionMode.ORT_PARALLEL:
             self._executor = ParallelExecutor(so.inter_op_num_threads or os.cpu_count() or 1)
-        # oneDNN's OpenMP threads spin briefly at barriers: offer the one-thread mode for when
-        # another process holds a core (see onnxlite.threads).
-        own_threads = any(p == "DnnlExecutionProvider" for _, p in self._plan.assignment)
+        # A provider's own pool (oneDNN's OpenMP threads spin briefly at barriers): offer the
+        # one-thread mode for when another process holds a core (see onnxlite.threads).
+        pools = {ep.name for ep in self._providers if ep.own_thread_pool}
+        own_threads = any(p in pools for _, p in self._plan.assignment)
         modes = (SPLIT, BLAS, SINGLE) if own_threads else (SPLIT, BLAS)
         self._threads = ThreadPolicy(so.intra_op_num_threads, modes)
         if so.log_severity_level == 0:

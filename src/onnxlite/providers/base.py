@@ -39,6 +39,9 @@ class ExecutionProvider:
     name: ClassVar[str] = ""
     device: ClassVar[str] = "cpu"
     registry: ClassVar[KernelRegistry | None] = None
+    # Its kernels run on a thread pool of their own that honours onnxlite.threads'
+    # single_thread_run(): sessions using it may then run one thread for everything.
+    own_thread_pool: ClassVar[bool] = False
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         self.options: dict[str, str] = {k: str(v) for k, v in (options or {}).items()}

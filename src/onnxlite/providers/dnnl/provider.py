@@ -115,6 +115,7 @@ class DnnlExecutionProvider(ExecutionProvider):
     name = "DnnlExecutionProvider"
     device = "cpu"
     registry = None
+    own_thread_pool = True  # OpenMP's, with one-thread twins of its primitives
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         super().__init__(options)
