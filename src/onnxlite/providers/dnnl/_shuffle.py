@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 
 from ...ir.graph import Graph, Node
+from ...types import type_shape
 
 FLOAT = onnx.TensorProto.FLOAT
 
@@ -26,15 +27,12 @@ class Shuffle:
 
 
 def _static_shape(graph: Graph, name: str) -> tuple[int, ...] | None:
+    """The float32 value's shape when every dim is known."""
     tp = graph.type_of(name)
-    if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
+    shape = type_shape(tp)
+    if tp is None or shape is None or tp.tensor_type.elem_type != FLOAT:
         return None
-    if tp.tensor_type.elem_type != FLOAT:
-        return None
-    dims = tp.tensor_type.shape.dim
-    if not all(d.HasField("dim_value") for d in dims):
-        return None
-    return tuple(int(d.dim_value) for d in dims)
+    return tuple(shape) if all(isinstance(d, int) for d in shape) else None  # type: ignore[arg-type]
 
 
 def _reshaped(node: Node, graph: Graph, src: tuple[int, ...]) -> tuple[int, ...] | None:
