@@ -28,6 +28,7 @@ from .identity_elimination import IdentityElimination
 from .layernorm_fusion import LayerNormFusion
 from .manager import run_passes
 from .matmul_add_to_gemm import MatMulAddToGemm
+from .matmul_scale_fusion import MatMulScaleFusion
 from .reshape_fold import ReshapeFold
 from .skip_layernorm_fusion import SkipLayerNormFusion
 from .transpose_fold import TransposeFold
@@ -50,6 +51,7 @@ ALL_PASSES: dict[str, Pass] = {
         AttentionFusion(),
         ActivationFusion(),
         ConvAddFusion(),
+        MatMulScaleFusion(),
         SkipLayerNormFusion(),
         BiasGeluFusion(),
     )
@@ -74,6 +76,7 @@ _BASIC = [
 _EXTENDED = [
     *_BASIC,
     "attention_fusion",
+    "matmul_scale_fusion",
     "skip_layernorm_fusion",
     "bias_gelu_fusion",
     "conv_add_fusion",
@@ -118,6 +121,7 @@ ORT_NAMES: dict[str, str] = {
     "ConvActivationFusion": "activation_fusion",
     "GemmActivationFusion": "activation_fusion",
     "ConvAddActivationFusion": "conv_add_fusion",
+    "MatMulScaleFusion": "matmul_scale_fusion",
     "SkipLayerNormFusion": "skip_layernorm_fusion",
     "BiasGeluFusion": "bias_gelu_fusion",
     "AttentionFusion": "attention_fusion",

@@ -103,14 +103,18 @@ class AttentionFusion(PatternPass):
         if p.op_type == "MatMul" and is_default(p):
             k_perm = [0, 2, 3, 1]
         elif p.op_type == "FusedMatMul" and p.domain == MS_DOMAIN:
-            if (
+            flags = (
                 attr(p, "transA", 0),
                 attr(p, "transB", 0),
                 attr(p, "transBatchA", 0),
                 attr(p, "transBatchB", 0),
-            ) != (0, 1, 0, 0):
+            )
+            if flags == (0, 0, 0, 0):  # a MatMul whose scales matmul_scale_fusion took in
+                k_perm = [0, 2, 3, 1]
+            elif flags == (0, 1, 0, 0):
+                k_perm = [0, 2, 1, 3]
+            else:
                 return False
-            k_perm = [0, 2, 1, 3]
             scale *= float(attr(p, "alpha", 1.0))
         else:
             return False

@@ -328,3 +328,18 @@ def test_constant_weights_are_packed_at_session_creation_once() -> None:
         x = r.standard_normal((n, 32)).astype(np.float32)
         np.testing.assert_allclose(s.run(None, {"x": x})[0], x @ w, rtol=1e-4, atol=1e-4)
     assert len(k._adopted[5]) == 1 and k._state is None
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.125])
+def test_fused_matmul_scaled_scores(alpha: float) -> None:
+    r = np.random.default_rng(11)
+    q = r.standard_normal((1, 4, 16, 8)).astype(np.float32)
+    k = r.standard_normal((1, 4, 8, 16)).astype(np.float32)
+    check_op("FusedMatMul", {"q": q, "k": k}, {"alpha": alpha}, domain="com.microsoft", rel=1e-5)
+
+
+def test_fused_matmul_with_transposes_stays_on_cpu() -> None:
+    r = np.random.default_rng(12)
+    q = r.standard_normal((2, 16, 8)).astype(np.float32)
+    k = r.standard_normal((2, 16, 8)).astype(np.float32)
+    check_op("FusedMatMul", {"q": q, "k": k}, {"transB": 1}, domain="com.microsoft", on_dnnl=False)

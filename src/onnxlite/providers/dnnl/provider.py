@@ -544,6 +544,16 @@ def _matmul_ok(node: Node, graph: Graph, version: int) -> bool:
     return ra is not None and rb is not None and ra >= 2 and rb >= 2 and max(ra, rb) <= 12
 
 
+def _fused_matmul_ok(node: Node, graph: Graph, version: int) -> bool:
+    """com.microsoft FusedMatMul between two computed tensors (attention's scaled scores): alpha
+    as a linear post-op; transposed forms and constant weights stay with the CPU provider."""
+    if any(int(node.attrs.get(k, 0)) for k in ("transA", "transB", "transBatchA", "transBatchB")):
+        return False
+    if _const(graph, node.inputs[1]) is not None:
+        return False
+    return _matmul_ok(node, graph, version)
+
+
 _GEMM_ACTS = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "Elu"}
 
 
@@ -694,6 +704,7 @@ _CHECKS: dict[tuple[str, str], Callable[[Node, Graph, int], bool]] = {
     ("", "LogSoftmax"): _softmax_ok,
     ("", "LayerNormalization"): _ln_ok,
     ("", "MatMul"): _matmul_ok,
+    (MS, "FusedMatMul"): _fused_matmul_ok,
     ("", "Gemm"): _gemm_ok,
     (MS, "FusedGemm"): _gemm_ok,
     ("", "LRN"): _lrn_ok,
@@ -838,6 +849,13 @@ def _build_matmul(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
     return matmul_bias
 
 
+def _build_fused_matmul(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
+    alpha = float(info.attrs.get("alpha", 1.0))
+    return MatMulKernel(
+        False, reorder_weights=False, post=None if alpha == 1.0 else (L.ELT_LINEAR, alpha, 0.0)
+    )
+
+
 def _fused_gemm_post(a: Mapping[str, Any]) -> tuple[int, float, float] | None:
     """FusedGemm's activation (``activation_alpha``/``_beta``, ONNX defaults) as a post-op."""
     act = a.get("activation", "")
@@ -969,6 +987,7 @@ _BUILDERS: dict[tuple[str, str], Callable[[NodeInfo, _NodePlan], Callable[..., A
     ("", "LogSoftmax"): _build_softmax,
     ("", "LayerNormalization"): _build_ln,
     ("", "MatMul"): _build_matmul,
+    (MS, "FusedMatMul"): _build_fused_matmul,
     ("", "Gemm"): _build_gemm,
     (MS, "FusedGemm"): _build_gemm,
     ("", "LRN"): _build_lrn,
