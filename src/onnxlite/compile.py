@@ -56,7 +56,9 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
         b.slot(name)
         constants[name] = freeze(value)
 
-    sole = _sole_readers(graph)
+    # Providers other than the CPU one whose kernels read host memory may hold constants packed.
+    packers = {id(ep) for ep in ctx.providers if ep is not ctx.cpu and ep.device == "cpu"}
+    sole = _sole_readers(graph) if packers else {}
     compiled = _compiled_groups(graph, parts)
     group_of = {i: k for k, (_, group, _) in enumerate(compiled) for i in group}
     visible = set(outer) | {v.name for v in graph.inputs} | set(graph.initializers)
@@ -71,7 +73,7 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
                 b.emit(fn, ins_names, out_names, rep, gep)
         else:
             b.emit_node(node, ep, visible)
-            if ep is not ctx.cpu and ep.device == "cpu":
+            if id(ep) in packers:
                 # Initializers the kernel keeps packed: the plan and the graph hold its stand-in,
                 # so the original array is freed (VGG-19 with oneDNN: 548 MB held once, not twice).
                 for name in node.inputs:

@@ -141,6 +141,16 @@ def type_shape(tp: TypeProto | None) -> list[int | str | None] | None:
     return dims
 
 
+def static_shape(tp: TypeProto | None) -> tuple[int, ...] | None:
+    """A tensor type's shape when every dim is a known number, else None."""
+    if tp is None or tp.WhichOneof("value") != "tensor_type":
+        return None
+    shape = type_shape(tp)
+    if shape is None or not all(isinstance(d, int) for d in shape):
+        return None
+    return tuple(d for d in shape if isinstance(d, int))
+
+
 def np_dtype_of_type_string(type_str: str) -> np.dtype:
     """The numpy dtype of an onnxruntime tensor type string such as 'tensor(float)'."""
     if not type_str.startswith("tensor(") or not type_str.endswith(")"):

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ...ir.graph import Graph, Node
+from ...types import static_shape
 from ._ops import BatchNormKernel
 
 
@@ -37,16 +38,6 @@ class BNChain:
         return self.mul if self.add is None else self.add
 
 
-def _static_shape(graph: Graph, name: str) -> tuple[int, ...] | None:
-    tp = graph.type_of(name)
-    if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
-        return None
-    dims = tp.tensor_type.shape.dim
-    if not all(d.HasField("dim_value") for d in dims):
-        return None
-    return tuple(int(d.dim_value) for d in dims)
-
-
 def _per_channel(shape: tuple[int, ...] | None, rank: int, c: int) -> bool:
     """Whether a tensor of ``shape`` broadcasts over an (N, C, ...) input of ``rank`` per channel."""
     if shape is None or len(shape) > rank:
@@ -61,7 +52,7 @@ def match(
     bn = graph.nodes[i]
     if bn.op_type != "BatchNormalization" or bn.domain not in ("", "ai.onnx"):
         return None
-    xs, cs = _static_shape(graph, bn.inputs[0]), _static_shape(graph, bn.inputs[1])
+    xs, cs = static_shape(graph.type_of(bn.inputs[0])), static_shape(graph.type_of(bn.inputs[1]))
     rank = len(xs) if xs is not None else None
     tp = graph.type_of(bn.inputs[0])
     if tp is not None and tp.HasField("tensor_type") and tp.tensor_type.HasField("shape"):
@@ -81,7 +72,7 @@ def match(
             return None
         k = n.inputs.index(name)
         other = n.inputs[1 - k]
-        if other == name or not _per_channel(_static_shape(graph, other), rank, c):
+        if other == name or not _per_channel(static_shape(graph.type_of(other)), rank, c):
             return None
         return n, k
 

@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 
 from ...ir.graph import Graph, Node
+from ...types import static_shape
 from . import _lib as L
 from ._prim import MD, Attr, DnnlTensor, Primitive, create, into, make_reorder, plain_md, result, to_plain
 
@@ -48,16 +49,6 @@ class Chain:
 def _init(graph: Graph, name: str) -> np.ndarray | None:
     v = graph.initializers.get(name) if name else None
     return v if isinstance(v, np.ndarray) else None
-
-
-def _static_shape(graph: Graph, name: str) -> tuple[int, ...] | None:
-    tp = graph.type_of(name)
-    if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
-        return None
-    dims = tp.tensor_type.shape.dim
-    if not all(d.HasField("dim_value") for d in dims):
-        return None
-    return tuple(int(d.dim_value) for d in dims)
 
 
 def _std(node: Node) -> bool:
@@ -94,7 +85,7 @@ def match(
     if mul is None or mul.op_type != "Mul" or not _std(mul) or len(mul.inputs) != 2:
         return None
     k = mul.inputs.index(cast.outputs[0])
-    s_shape = _static_shape(graph, mul.inputs[1 - k])
+    s_shape = static_shape(graph.type_of(mul.inputs[1 - k]))
     if s_shape is None or int(np.prod(s_shape)) not in (1, n) or (s_shape and s_shape[-1] not in (1, n)):
         return None
     if len(s_shape) > 1 and int(np.prod(s_shape[:-1])) != 1:
@@ -114,7 +105,7 @@ def match(
         b = _init(graph, nxt.inputs[1 - kk])
         if b is None or b.dtype != np.float32 or b.size != n or (b.ndim > 1 and b.shape[-1] != n):
             return chain
-        out_rank = len(_static_shape(graph, head.inputs[0]) or ())
+        out_rank = len(static_shape(graph.type_of(head.inputs[0])) or ())
         if b.ndim > max(out_rank, 1):
             return chain  # the bias would broadcast the output to a higher rank
         return Chain(i, chain.cast, chain.mul, idx[id(nxt)], k, kk, 1 - kk, nxt.op_type == "BiasGelu")

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 
 from ...ir.graph import Graph, Node
-from ...types import type_shape
+from ...types import static_shape
 
 FLOAT = onnx.TensorProto.FLOAT
 
@@ -29,10 +29,7 @@ class Shuffle:
 def _static_shape(graph: Graph, name: str) -> tuple[int, ...] | None:
     """The float32 value's shape when every dim is known."""
     tp = graph.type_of(name)
-    shape = type_shape(tp)
-    if tp is None or shape is None or tp.tensor_type.elem_type != FLOAT:
-        return None
-    return tuple(shape) if all(isinstance(d, int) for d in shape) else None  # type: ignore[arg-type]
+    return static_shape(tp) if tp is not None and tp.tensor_type.elem_type == FLOAT else None
 
 
 def _reshaped(node: Node, graph: Graph, src: tuple[int, ...]) -> tuple[int, ...] | None:

@@ -32,6 +32,7 @@ import onnx
 
 from ...errors import InvalidArgument
 from ...ir.graph import Graph, Node
+from ...types import static_shape
 from ..base import ExecutionProvider, schema_version
 from ..registry import NodeInfo
 from . import _bnchain, _consts, _dynq, _qdq, _shuffle
@@ -345,15 +346,6 @@ _PREPACK = {"Conv", "FusedConv", "MatMul", "Gemm", "FusedGemm"}
 _GROUPED = {"qdq", "fn", "bn", "constant", "shuffle"}
 
 
-def _static_dims(tp: Any) -> tuple[int, ...] | None:
-    if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
-        return None
-    dims = tp.tensor_type.shape.dim
-    if not all(d.HasField("dim_value") for d in dims):
-        return None
-    return tuple(int(d.dim_value) for d in dims)
-
-
 def _prepack(kernel: Any, info: NodeInfo, plan: _NodePlan) -> None:
     """Reorder the node's constant weights at session creation (else: on the first run)."""
     w = plan.extra.pop("w_value", None)  # the plan keeps no reference to the weights
@@ -363,7 +355,7 @@ def _prepack(kernel: Any, info: NodeInfo, plan: _NodePlan) -> None:
     c = plan.extra.get("bias", plan.extra.get("c_value"))
     try:
         if isinstance(kernel, ConvKernel):
-            shape = _static_dims(info.input_types[0] if info.input_types else None)
+            shape = static_shape(info.input_types[0] if info.input_types else None)
             if shape is None:
                 return
             kernel.prepack(shape, w, has_c)
@@ -574,16 +566,6 @@ def _gemm_ok(node: Node, graph: Graph, version: int) -> bool:
     return True
 
 
-def _static_shape(graph: Graph, name: str) -> tuple[int, ...] | None:
-    tp = graph.type_of(name)
-    if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
-        return None
-    dims = tp.tensor_type.shape.dim
-    if not all(d.HasField("dim_value") for d in dims):
-        return None
-    return tuple(int(d.dim_value) for d in dims)
-
-
 def _add_ok(node: Node, graph: Graph, version: int) -> bool:
     # Broadcasting of numpy (opset 7+); Sum-6 and older binary ops need equal shapes.
     if len(node.inputs) < 2 or not _f32_node(node, graph):
@@ -591,7 +573,7 @@ def _add_ok(node: Node, graph: Graph, version: int) -> bool:
     if version >= 7 or (node.op_type == "Sum" and version >= 6):
         ranks = [_rank(graph, n) for n in node.inputs]
         return None not in ranks and max(r or 0 for r in ranks) >= 1
-    shapes = {_static_shape(graph, n) for n in node.inputs}
+    shapes = {static_shape(graph.type_of(n)) for n in node.inputs}
     return len(shapes) == 1 and None not in shapes and () not in shapes
 
 
@@ -606,7 +588,7 @@ U8, S8, S32 = onnx.TensorProto.UINT8, onnx.TensorProto.INT8, onnx.TensorProto.IN
 
 
 def _size1(graph: Graph, name: str) -> bool:
-    shape = _static_shape(graph, name)
+    shape = static_shape(graph.type_of(name))
     return shape is not None and int(np.prod(shape)) == 1
 
 
@@ -869,26 +851,15 @@ def _fused_gemm_post(a: Mapping[str, Any]) -> tuple[int, float, float] | None:
 
 def _build_gemm(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
     a = info.attrs
-    if info.op_type == "FusedGemm":
-        k = MatMulKernel(
-            True,
-            reorder_weights=bool(plan.extra.get("const_w", False)),
-            trans_a=bool(int(a.get("transA", 0))),
-            trans_b=bool(int(a.get("transB", 0))),
-            alpha=float(a.get("alpha", 1.0)),
-            beta=float(a.get("beta", 1.0)),
-            post=_fused_gemm_post(a),
-        )
-    else:
-        k = MatMulKernel(
-            True,
-            reorder_weights=bool(plan.extra.get("const_w", False)),
-            trans_a=bool(int(a.get("transA", 0))),
-            trans_b=bool(int(a.get("transB", 0))),
-            alpha=float(a.get("alpha", 1.0)),
-            beta=float(a.get("beta", 1.0)),
-            post=plan.post,
-        )
+    k = MatMulKernel(
+        True,
+        reorder_weights=bool(plan.extra.get("const_w", False)),
+        trans_a=bool(int(a.get("transA", 0))),
+        trans_b=bool(int(a.get("transB", 0))),
+        alpha=float(a.get("alpha", 1.0)),
+        beta=float(a.get("beta", 1.0)),
+        post=_fused_gemm_post(a) if info.op_type == "FusedGemm" else plan.post,
+    )
     _prepack(k, info, plan)
     return k
 
