@@ -7,6 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnxlite as ort
+from onnxlite.providers.cpu.inplace import relu_into, relu_to, zeros_view
 
 mk = helper.make_node
 
@@ -89,3 +90,26 @@ def test_broadcast_beyond_the_buffer_falls_back() -> None:
     ]
     m = _model(nodes, ["y"], {"unused": np.zeros(1, np.float32)})
     assert _in_place(_both(m, X)) == ["Add"]
+
+
+@pytest.mark.parametrize("n", [10, 5000, 3_000_000])
+def test_relu_matches_maximum_at_every_size(n: int) -> None:
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal(n).astype(np.float32)
+    x[:3] = [np.nan, -0.0, -np.inf]
+    want = np.maximum(x, 0)
+    got = relu_to(x, np.empty_like(x))
+    np.testing.assert_array_equal(got, want)  # NaN propagates as in np.maximum
+    y = x.copy()
+    assert relu_into(y) is y
+    np.testing.assert_array_equal(y, want)
+
+
+def test_relu_of_a_strided_view_and_the_shared_zeros_stay_intact() -> None:
+    x = np.random.default_rng(1).standard_normal((64, 200)).astype(np.float32)
+    v = x[:, ::2]  # not contiguous: the scalar form
+    want = np.maximum(v, 0)
+    relu_into(v)
+    np.testing.assert_array_equal(x[:, ::2], want)
+    z = zeros_view(1 << 21, np.dtype(np.float32))
+    assert not z.flags.writeable and not z.any()

@@ -13,6 +13,7 @@ import math
 import ml_dtypes
 import numpy as np
 
+from ..inplace import relu_to
 from ..registry import kernel
 from ..workers import for_rows
 from .elementwise import erf
@@ -50,6 +51,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 @kernel("Relu", since=1)
 def relu(x, *, consumed_inputs=None):
+    if x.dtype.kind == "f":
+        return relu_to(x, np.empty_like(x, order="C"))
     return np.maximum(x, 0)
 
 
