@@ -9,7 +9,19 @@ from typing import Any
 import numpy as np
 
 from . import _lib as L
-from ._prim import MD, Attr, Primitive, create, empty, into, plain_md, result, same_array, source
+from ._prim import (
+    MD,
+    Attr,
+    DnnlTensor,
+    Primitive,
+    create,
+    empty,
+    into,
+    plain_md,
+    result,
+    same_array,
+    source,
+)
 
 # ONNX activation name -> (oneDNN eltwise alg, default alpha, default beta)
 ACTIVATIONS: dict[str, tuple[int, float, float]] = {
@@ -107,6 +119,9 @@ class ConvKernel:
         # (stand-in, layout, packed weights) once the plan hands the kernel a stand-in for them
         self._adopted: tuple[Any, MD, np.ndarray] | None = None
         self._lock = threading.Lock()
+        # (input layout, weights, bias, entry, weights and bias arguments, output bytes) of the
+        # last call that needed no reorder: the next call with the same objects goes straight on
+        self._hot: tuple[Any, ...] | None = None
 
     def _entry(self, xmd: MD, wshape: tuple[int, ...], has_b: bool) -> _ConvEntry:
         key = (xmd.key, wshape, has_b)
@@ -208,6 +223,7 @@ class ConvKernel:
     def adopt(self, w: np.ndarray, stand_in: np.ndarray) -> bool:
         """From now on ``stand_in`` (an array of w's shape holding no data) means the weights
         ``w`` packed by :meth:`prepack`; the kernel drops its references to ``w``."""
+        self._hot = None
         for entry in self._cache.values():
             hit = self._packed.get(entry.w_md.key)
             if hit is not None and same_array(hit[0], w):
@@ -219,6 +235,20 @@ class ConvKernel:
         return False
 
     def __call__(self, x: Any, w: Any = None, b: Any = None, z: Any = None) -> Any:
+        hot = self._hot
+        if (
+            hot is not None
+            and z is None
+            and type(x) is DnnlTensor
+            and x.md is hot[0]
+            and w is hot[1]
+            and b is hot[2]
+        ):
+            # the steady state: the same layout in, the same weights, nothing to look up
+            e = hot[3]
+            dst = np.empty(hot[5], np.uint8)
+            e.prim.run([(L.ARG_SRC, e.src_md, x.buf), *hot[4], (L.ARG_DST, e.dst_md, dst)])
+            return result(e.dst_md, dst, self.keep_blocked)
         if 0 in np.shape(x) and np.ndim(w) == np.ndim(x):
             return self._empty(np.shape(x), np.shape(w))
         xmd, xbuf = source(x)
@@ -239,4 +269,6 @@ class ConvKernel:
             args.append((L.ARG_BIAS, e.b_md, np.ascontiguousarray(b, dtype=np.float32)))
         args.append((L.ARG_DST, e.dst_md, dst))
         e.prim.run(args)
+        if z is None and type(x) is DnnlTensor and src is xbuf and not e.dst_md.is_plain():
+            self._hot = (xmd, w, b, e, tuple(args[1:-1]), e.dst_md.nbytes)
         return result(e.dst_md, dst, self.keep_blocked)
