@@ -48,6 +48,27 @@ def test_override_builtin_kernel(cleanup) -> None:  # type: ignore[no-untyped-de
     assert calls == [(2,)]  # the built-in kernel is back
 
 
+def test_overridden_kernel_output_is_not_overwritten_in_place(cleanup) -> None:  # type: ignore[no-untyped-def]
+    kept = np.array([-1.0, 2.0], np.float32)
+
+    @ort.register_custom_op("Add")
+    def cached_add(a, b):  # type: ignore[no-untyped-def]
+        return kept  # a kernel may return an array it keeps (the built-in Add never does)
+
+    cleanup.append(("Add", ""))
+    nodes = [helper.make_node("Add", ["x", "x"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    sess = ort.InferenceSession(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    for _ in range(2):
+        np.testing.assert_array_equal(sess.run(None, {"x": np.zeros(2, np.float32)})[0], [0.0, 2.0])
+    np.testing.assert_array_equal(kept, [-1.0, 2.0])  # the Relu did not write into it
+
+
 def test_factory_kernel_and_versions(cleanup) -> None:  # type: ignore[no-untyped-def]
     def maker(offset: int):  # type: ignore[no-untyped-def]
         def make(node):  # type: ignore[no-untyped-def]

@@ -12,10 +12,7 @@ from .ir.graph import Graph, Node
 from .ir.typecheck import check_node_types
 from .plan import NONE_SLOT, SINK_SLOT, Plan, Step, freeze, node_info
 from .providers.base import ExecutionProvider, group_io, schema_version
-from .providers.cpu.inplace import FRESH_OPS, inplace_variant
-from .providers.cpu.provider import CPUExecutionProvider
 from .providers.partition import Partition, partition
-from .providers.registry import norm_domain
 
 
 @dataclass
@@ -84,7 +81,8 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
         visible.update(o for o in node.outputs if o)
     for o in graph.outputs:  # outputs are fetched from the host copy of device values
         b.slots[o.name] = b.to_cpu(b.slot(o.name), o.name)
-    _write_in_place(b.steps, {b.slots[o.name] for o in graph.outputs})
+    eps = {ep.name: ep for ep in [*ctx.providers, ctx.cpu]}
+    _write_in_place(b.steps, {b.slots[o.name] for o in graph.outputs}, eps)
     plan = Plan(graph, b.steps, b.slots, constants, outer_used)
     plan.assignment = [(node, ep.name) for node, ep in zip(graph.nodes, assigned) if ep is not None]
     return plan
@@ -107,23 +105,25 @@ def _sole_readers(graph: Graph) -> dict[str, int]:
     return {n: where[n] for n, c in count.items() if c == 1 and n not in outputs}
 
 
-def _write_in_place(steps: list[Step], outputs: set[int]) -> None:
-    """Let element-wise CPU steps overwrite inputs that only they can see (see cpu.inplace)."""
-    cpu = CPUExecutionProvider.name
+def _write_in_place(steps: list[Step], outputs: set[int], providers: Mapping[str, ExecutionProvider]) -> None:
+    """Let steps overwrite inputs that only they can see: fresh buffers (see
+    ``ExecutionProvider.writes_fresh``) with one reader that no graph output holds."""
     readers: dict[int, int] = {}
     for st in steps:
         for s in st.ins:
             readers[s] = readers.get(s, 0) + 1
-    fresh: set[int] = set()  # slots holding fresh arrays from CPU kernels
+    fresh: set[int] = set()  # slots holding fresh buffers
     for i, st in enumerate(steps):
-        if st.provider == cpu:
-            owned = tuple(s in fresh and readers.get(s) == 1 and s not in outputs for s in st.ins)
-            if any(owned):
-                fn = inplace_variant(st.node.op_type, st.node.domain, st.node.attrs, owned, st.fn)
-                if fn is not None:
-                    steps[i] = Step(fn, st.ins, st.outs, st.node, st.provider)
-            if (norm_domain(st.node.domain), st.node.op_type) in FRESH_OPS:
-                fresh.update(st.outs)
+        ep = providers.get(st.provider)
+        if ep is None:
+            continue
+        owned = tuple(s in fresh and readers.get(s) == 1 and s not in outputs for s in st.ins)
+        if any(owned):
+            fn = ep.inplace_variant(st.node, owned, st.fn)
+            if fn is not None:
+                steps[i] = st = Step(fn, st.ins, st.outs, st.node, st.provider)
+        if ep.writes_fresh(st.node, st.fn):
+            fresh.update(st.outs)
 
 
 def _compiled_groups(graph: Graph, parts: Partition) -> list[tuple[ExecutionProvider, list[int], Any]]:

@@ -85,6 +85,18 @@ class ExecutionProvider:
         the plan and the graph hold the stand-in, so the original array is freed."""
         return None
 
+    def writes_fresh(self, node: Node, fn: Callable[..., Any]) -> bool:
+        """Whether ``fn``, this provider's step for ``node``, always returns newly allocated
+        buffers (never views of its inputs or of cached values)."""
+        return False
+
+    def inplace_variant(
+        self, node: Node, owned: tuple[bool, ...], fn: Callable[..., Any]
+    ) -> Callable[..., Any] | None:
+        """A step for ``node`` that may overwrite the inputs marked in ``owned`` (fresh buffers
+        that it alone reads and no graph output holds), or None to keep ``fn``."""
+        return None
+
     def to_device(self, value: Any) -> Any:
         return value
 

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from onnx import helper
 
+import onnxlite as ort
+
 from .conftest import (
     CPU,
     DNNL,
@@ -14,6 +16,7 @@ from .conftest import (
     graph_model,
     run_both,
     tensor_info,
+    unoptimized,
     where,
 )
 
@@ -146,3 +149,47 @@ def test_conv_empty_batch() -> None:
     check_op(
         "Conv", {"x": np.zeros((0, 3, 8, 8), np.float32)}, {"strides": [2, 2]}, inits={"w": rand(4, 3, 3, 3)}
     )
+
+
+def _residual_model(z: str, escape: bool):  # type: ignore[no-untyped-def]
+    """relu(Conv(a) + z) fused by the optimizer into FusedConv with Z. z is "z", a conv of x read
+    only by the sum (owned), or "a", the convolution's own input (shared); with ``escape`` a CPU
+    node reads ``a`` too (so it is a plain array)."""
+    rng = np.random.default_rng(3)
+    inits = {k: rng.standard_normal((8, 8, 3, 3)).astype(np.float32) * 0.2 for k in ("w1", "w2", "w3")}
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["x", "w3"], ["z"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["a", "w2"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c", z], ["s"]),
+        helper.make_node("Relu", ["s"], ["y"]),
+    ]
+    outputs = ["y"]
+    if escape:
+        nodes.append(helper.make_node("ReduceSum", ["a"], ["ra"], keepdims=0))
+        outputs.append("ra")
+    x = rng.standard_normal((1, 8, 9, 9)).astype(np.float32)
+    return graph_model(nodes, {"x": x}, outputs, inits), x
+
+
+@pytest.mark.parametrize(("z", "escape"), [("z", False), ("a", False), ("a", True)])
+def test_fused_conv_reads_z_without_copying_it_and_leaves_shared_z_intact(z: str, escape: bool) -> None:
+    from onnxlite.providers.dnnl._conv import ConvKernel
+
+    model, x = _residual_model(z, escape)
+    data = model.SerializeToString()
+    sd = ort.InferenceSession(data, providers=[DNNL, CPU])
+    sc = ort.InferenceSession(data, sess_options=unoptimized(), providers=[CPU])
+    fused = [st for st in sd._plan.steps if st.node.op_type == "FusedConv" and len(st.ins) == 4]
+    assert len(fused) == 1
+    fn = fused[0].fn
+    # an owned Z is summed into in place; a shared one is read by a binary post-op (or, where
+    # oneDNN has no fast form for its layout, summed into a copy)
+    assert (getattr(fn, "__func__", None) is ConvKernel.into_z) == (z == "z")
+    want = sc.run(None, {"x": x})
+    for _ in range(3):
+        got = sd.run(None, {"x": x})
+        for g, w in zip(got, want):
+            assert_close(g, w)
+    if z == "a" and not escape:
+        assert any(k[3] is not None and e is not None for k, e in fn._cache.items())

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ...ir.graph import Node
 from ..base import ExecutionProvider, schema_version
-from ..registry import KernelDef
+from ..registry import KernelDef, norm_domain
+from .inplace import FRESH_OPS
+from .inplace import inplace_variant as _inplace_variant
 from .kernels import load_all
 from .registry import CPU_KERNELS, CUSTOM_KERNELS
 
@@ -24,3 +27,13 @@ class CPUExecutionProvider(ExecutionProvider):
         # Users' custom kernels come first, so that they can replace a built-in one.
         custom = CUSTOM_KERNELS.lookup(node.domain, node.op_type, schema_version(node, opsets))
         return custom if custom is not None else super().lookup(node, opsets)
+
+    def writes_fresh(self, node: Node, fn: Callable[..., Any]) -> bool:
+        if CUSTOM_KERNELS.lookup(node.domain, node.op_type, 10**9) is not None:
+            return False  # a user's kernel may return anything
+        return (norm_domain(node.domain), node.op_type) in FRESH_OPS
+
+    def inplace_variant(
+        self, node: Node, owned: tuple[bool, ...], fn: Callable[..., Any]
+    ) -> Callable[..., Any] | None:
+        return _inplace_variant(node.op_type, node.domain, node.attrs, owned, fn)

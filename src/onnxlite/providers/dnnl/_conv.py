@@ -82,6 +82,10 @@ def conv_geometry(
     return out, pl, pr
 
 
+# The execute argument of the first binary post-op's second source (Z).
+_ARG_Z = L.ARG_POST_OP_BASE | L.ARG_SRC_1
+
+
 @dataclass
 class _ConvEntry:
     prim: Primitive
@@ -114,7 +118,7 @@ class ConvKernel:
         self.auto_pad = auto_pad
         self.post = post  # [("sum", None) | ("eltwise", (alg, a, b))] in order
         self.keep_blocked = keep_blocked
-        self._cache: dict[Any, _ConvEntry] = {}
+        self._cache: dict[Any, _ConvEntry | None] = {}
         self._packed: dict[Any, tuple[Any, np.ndarray]] = {}
         # (stand-in, layout, packed weights) once the plan hands the kernel a stand-in for them
         self._adopted: tuple[Any, MD, np.ndarray] | None = None
@@ -123,17 +127,28 @@ class ConvKernel:
         # last call that needed no reorder: the next call with the same objects goes straight on
         self._hot: tuple[Any, ...] | None = None
 
-    def _entry(self, xmd: MD, wshape: tuple[int, ...], has_b: bool) -> _ConvEntry:
-        key = (xmd.key, wshape, has_b)
-        e = self._cache.get(key)
-        if e is None:
-            with self._lock:
-                e = self._cache.get(key)
-                if e is None:
-                    e = self._cache[key] = self._build(xmd, wshape, has_b)
+    def _entry(
+        self, xmd: MD, wshape: tuple[int, ...], has_b: bool, zmd: MD | None = None
+    ) -> _ConvEntry | None:
+        """The primitive for this input layout and weight shape; with ``zmd``, the variant that
+        reads Z (laid out as ``zmd``) through a binary-add post-op instead of summing into a
+        copy of it, or None when oneDNN has no fast implementation of that variant."""
+        key = (xmd.key, wshape, has_b, None if zmd is None else zmd.key)
+        if key in self._cache:
+            return self._cache[key]
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = self._build(xmd, wshape, has_b, zmd)
+            return self._cache[key]
+
+    def _entry_sum(self, xmd: MD, wshape: tuple[int, ...], has_b: bool) -> _ConvEntry:
+        e = self._entry(xmd, wshape, has_b)
+        assert e is not None
         return e
 
-    def _build(self, xmd: MD, wshape: tuple[int, ...], has_b: bool) -> _ConvEntry:
+    def _build(
+        self, xmd: MD, wshape: tuple[int, ...], has_b: bool, zmd: MD | None = None
+    ) -> _ConvEntry | None:
         shape = xmd.shape
         g = self.group
         if len(wshape) < 3 or len(shape) != len(wshape) or shape[1] != wshape[1] * g:
@@ -156,7 +171,9 @@ class ConvKernel:
         dst_shape = (shape[0], o, *out)
         attr = Attr()
         for kind, p in self.post:
-            if kind == "sum":
+            if kind == "sum" and zmd is not None:
+                attr.binary(L.BINARY_ADD, zmd)
+            elif kind == "sum":
                 attr.sum(1.0)
             else:
                 attr.eltwise(*p)
@@ -177,6 +194,8 @@ class ConvKernel:
             L.dims(pr),
             attr,
         )
+        if zmd is not None and prim.impl.startswith("ref"):
+            return None  # a reference loop: the copy and a sum post-op are far faster
         return _ConvEntry(
             prim,
             prim.md(L.Q_SRC_MD),
@@ -217,7 +236,7 @@ class ConvKernel:
     def prepack(self, x_shape: tuple[int, ...], w: np.ndarray, has_b: bool) -> None:
         """Reorder constant weights now, at session creation, for a known input shape (the
         primitive's weights layout does not depend on the input's layout)."""
-        e = self._entry(plain_md(tuple(x_shape)), tuple(w.shape), has_b)
+        e = self._entry_sum(plain_md(tuple(x_shape)), tuple(w.shape), has_b)
         self._weights(e, w)
 
     def adopt(self, w: np.ndarray, stand_in: np.ndarray) -> bool:
@@ -225,6 +244,8 @@ class ConvKernel:
         ``w`` packed by :meth:`prepack`; the kernel drops its references to ``w``."""
         self._hot = None
         for entry in self._cache.values():
+            if entry is None:
+                continue
             hit = self._packed.get(entry.w_md.key)
             if hit is not None and same_array(hit[0], w):
                 self._adopted = (stand_in, entry.w_md, hit[1])
@@ -234,7 +255,11 @@ class ConvKernel:
                 return True
         return False
 
-    def __call__(self, x: Any, w: Any = None, b: Any = None, z: Any = None) -> Any:
+    def into_z(self, x: Any, w: Any = None, b: Any = None, z: Any = None) -> Any:
+        """``self(x, w, b, z)`` for a Z that nothing else reads: the sum is made in its buffer."""
+        return self(x, w, b, z, own_z=True)
+
+    def __call__(self, x: Any, w: Any = None, b: Any = None, z: Any = None, own_z: bool = False) -> Any:
         hot = self._hot
         if (
             hot is not None
@@ -252,21 +277,31 @@ class ConvKernel:
         if 0 in np.shape(x) and np.ndim(w) == np.ndim(x):
             return self._empty(np.shape(x), np.shape(w))
         xmd, xbuf = source(x)
-        e = self._entry(xmd, tuple(np.shape(w)), b is not None)
-        wp = self._weights(e, w)
-        src = into(xmd, e.src_md, xbuf)
+        wshape, has_b = tuple(np.shape(w)), b is not None
+        e = self._entry_sum(xmd, wshape, has_b)
+        z_arg = None
         if z is not None:
             zmd, zbuf = source(z)
             if zmd.shape != e.dst_md.shape:
                 raise ValueError(f"FusedConv Z shape {list(zmd.shape)} != {list(e.dst_md.shape)}")
             dst = into(zmd, e.dst_md, zbuf)
-            if dst is zbuf:  # never write into the caller's Z
-                dst = zbuf.copy()
+            if dst is zbuf and not (own_z and zbuf.flags.writeable):
+                # Z is another's: read it through a binary post-op rather than sum into a copy
+                eb = self._entry(xmd, wshape, has_b, zmd)
+                if eb is None:
+                    dst = zbuf.copy()
+                else:
+                    e, z_arg = eb, (_ARG_Z, zmd, zbuf)
+                    dst = empty(e.dst_md)
         else:
             dst = empty(e.dst_md)
+        wp = self._weights(e, w)
+        src = into(xmd, e.src_md, xbuf)
         args = [(L.ARG_SRC, e.src_md, src), (L.ARG_WEIGHTS, e.w_md, wp)]
         if e.b_md is not None:
             args.append((L.ARG_BIAS, e.b_md, np.ascontiguousarray(b, dtype=np.float32)))
+        if z_arg is not None:
+            args.append(z_arg)
         args.append((L.ARG_DST, e.dst_md, dst))
         e.prim.run(args)
         if z is None and type(x) is DnnlTensor and src is xbuf and not e.dst_md.is_plain():

@@ -313,6 +313,19 @@ class DnnlExecutionProvider(ExecutionProvider):
             return None
         return plan.extra.get("stand_in")
 
+    def writes_fresh(self, node: Node, fn: Callable[..., Any]) -> bool:
+        owner = getattr(fn, "__self__", fn)  # a bound into_z still makes a fresh value
+        return isinstance(owner, ConvKernel)
+
+    def inplace_variant(
+        self, node: Node, owned: tuple[bool, ...], fn: Callable[..., Any]
+    ) -> Callable[..., Any] | None:
+        # FusedConv's residual input Z: the sum post-op accumulates into its buffer (as
+        # onnxruntime's in-place sum), instead of into a copy
+        if isinstance(fn, ConvKernel) and len(owned) > 3 and owned[3]:
+            return fn.into_z
+        return None
+
     def compile(self, graph: Graph, group: list[int]) -> Callable[..., Any] | None:
         # Per-node kernels already hand blocked tensors to each other inside a group and reorder
         # only where a value leaves it (see capability), so no fused callable is needed.
