@@ -197,3 +197,145 @@ def test_small_depthwise_rows_match_patches(dil, pads):
     want = conv_mod._gemm_patches(xp, w.reshape(5, 1, 9), 5, k, (1, 1), dil, out).reshape(got.shape)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     check_node("Conv", {"x": x, "w": w}, {"group": 5, "dilations": list(dil), "pads": list(pads)})
+
+
+# --------------------------------------------------------------------------- Winograd F(2x2, 3x3)
+
+
+def _im2col_core(monkeypatch, *args):
+    """conv_core with the Winograd path switched off: the patch-matrix GEMM."""
+    from onnxlite.providers.cpu.kernels import _winograd
+    from onnxlite.providers.cpu.kernels import conv as conv_mod
+
+    with monkeypatch.context() as mp:
+        mp.setattr(_winograd, "ENABLED", False)
+        return conv_mod.conv_core(*args)
+
+
+def _assert_near(got, want):
+    # Winograd sums in another order: compare against the output's magnitude
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "m", "hw", "pads"),
+    [
+        (1, 16, 16, (12, 12), (1, 1, 1, 1)),
+        (2, 3, 5, (9, 7), (0, 0, 0, 0)),  # odd output sizes: the last tile row and column are cut
+        (1, 1, 4, (6, 11), (0, 1, 2, 0)),  # C = 1, asymmetric pads
+        (3, 8, 1, (13, 10), (2, 0, 1, 3)),  # M = 1
+        (1, 20, 24, (31, 17), (1, 1, 1, 1)),
+        (2, 4, 6, (3, 3), (3, 2, 2, 3)),  # pads wider than the image
+        (1, 5, 7, (1, 2), (1, 1, 1, 1)),
+        (1, 6, 3, (4, 4), (0, 0, 0, 0)),  # a single tile
+    ],
+)
+def test_winograd_matches_im2col(monkeypatch, n, c, m, hw, pads):
+    from onnxlite.providers.cpu.kernels import _winograd
+    from onnxlite.providers.cpu.kernels import conv as conv_mod
+
+    x, w = rand(n, c, *hw) * 3, rand(m, c, 3, 3)
+    out, pb, pe = conv_mod.conv_geometry(x.shape[2:], (3, 3), (1, 1), (1, 1), pads, "NOTSET")
+    with np.errstate(all="raise"):  # the planes' spare rows and columns hold finite values too
+        got = _winograd.conv3x3(x, w, pb, pe, out)
+    want = _im2col_core(monkeypatch, x, w, None, 1, (1, 1), (1, 1), pb, pe, out)
+    _assert_near(got, want)
+    # and a non-contiguous input
+    xt = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
+    _assert_near(_winograd.conv3x3(xt, w, pb, pe, out), want)
+
+
+def test_winograd_float64_reference_accuracy():
+    from onnxlite.providers.cpu.kernels import _winograd
+    from onnxlite.providers.cpu.kernels import conv as conv_mod
+
+    x, w = rand(2, 64, 30, 29), rand(48, 64, 3, 3)
+    args = ((1, 1), (1, 1), (1, 1), (1, 1), [30, 29])
+    want = conv_mod.conv_core(x.astype(np.float64), w.astype(np.float64), None, 1, *args)
+    got = _winograd.conv3x3(x, w, (1, 1), (1, 1), [30, 29])
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("m", [4, 50])  # 50: the workers share one transformed input
+@pytest.mark.parametrize("v_bytes", [1, 3000, 40000])
+def test_winograd_groups_of_images_and_bands_of_rows(monkeypatch, v_bytes, m):
+    from onnxlite.providers.cpu.kernels import _winograd
+    from onnxlite.providers.cpu.kernels import conv as conv_mod
+
+    x, w = rand(3, 5, 15, 9), rand(m, 5, 3, 3)
+    out, pb, pe = conv_mod.conv_geometry(x.shape[2:], (3, 3), (1, 1), (1, 1), (2, 1, 0, 1), "NOTSET")
+    want = _im2col_core(monkeypatch, x, w, None, 1, (1, 1), (1, 1), pb, pe, out)
+    monkeypatch.setattr(_winograd, "_V_BYTES", v_bytes)
+    _assert_near(_winograd.conv3x3(x, w, pb, pe, out), want)
+    monkeypatch.setattr(conv_mod.blas, "MIN_SPLIT_MACS", 1)
+    for nw in (2, 3):  # whole images or bands of rows per worker
+        prev = conv_mod.workers.set_workers(nw)
+        try:
+            _assert_near(_winograd.conv3x3(x, w, pb, pe, out), want)
+            _assert_near(_winograd.conv3x3(x[:1], w, pb, pe, out), want[:1])
+            _assert_near(_winograd.conv3x3(x[:2], w, pb, pe, out), want[:2])
+        finally:
+            conv_mod.workers.set_workers(prev)
+
+
+def _winograd_calls(monkeypatch):
+    from onnxlite.providers.cpu.kernels import _winograd
+
+    calls = []
+    real = _winograd.conv3x3
+
+    def spy(*a):
+        calls.append(a[0].shape)
+        return real(*a)
+
+    monkeypatch.setattr(_winograd, "conv3x3", spy)
+    return calls
+
+
+@pytest.mark.parametrize(("n", "c", "m", "hw"), [(1, 32, 32, (30, 30)), (2, 48, 64, (29, 33))])
+def test_conv_takes_winograd_path(monkeypatch, n, c, m, hw):
+    from onnxlite.providers.cpu.kernels import conv as conv_mod
+
+    x, w, b = rand(n, c, *hw), rand(m, c, 3, 3), rand(m)
+    out, pb, pe = conv_mod.conv_geometry(hw, (3, 3), (1, 1), (1, 1), (1, 0, 1, 2), "NOTSET")
+    args = (x, w, b, 1, (1, 1), (1, 1), pb, pe, out)
+    want = _im2col_core(monkeypatch, *args)
+    calls = _winograd_calls(monkeypatch)
+    got = conv_mod.conv_core(*args)
+    assert calls == [x.shape]
+    _assert_near(got, want)
+    check_node("Conv", {"x": x, "w": w, "b": b}, {"pads": [1, 1, 1, 1]}, rtol=1e-4, atol=1e-4)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("dtype", "attrs"),
+    [
+        (np.float64, {"pads": [1, 1, 1, 1]}),
+        (np.float32, {"pads": [2, 2, 2, 2], "dilations": [2, 2]}),
+        (np.float32, {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
+        (np.float32, {"pads": [1, 1, 1, 1], "strides": [1, 2]}),
+        (np.float32, {"pads": [1, 1, 1, 1], "group": 2}),
+        (np.float16, {"pads": [1, 1, 1, 1], "dilations": [1, 2]}),
+    ],
+)
+def test_conv_off_the_winograd_path(monkeypatch, dtype, attrs):
+    calls = _winograd_calls(monkeypatch)
+    x, w = rand(1, 32, 30, 30, dtype=dtype), rand(32, 32 // attrs.get("group", 1), 3, 3, dtype=dtype)
+    tol = 1e-2 if dtype == np.float16 else 1e-4
+    check_node("Conv", {"x": x, "w": w}, attrs, rtol=tol, atol=tol)
+    assert calls == []
+
+
+def test_winograd_applies_only_to_float32_3x3_stride_1():
+    from onnxlite.providers.cpu.kernels import _winograd
+
+    x, w = np.zeros((1, 64, 56, 56), np.float32), np.zeros((64, 64, 3, 3), np.float32)
+    one, pads, out = (1, 1), (1, 1), (56, 56)
+    assert _winograd.applies(x, w, one, one, pads, pads, out)
+    assert not _winograd.applies(x.astype(np.float64), w.astype(np.float64), one, one, pads, pads, out)
+    assert not _winograd.applies(x, w, (2, 2), one, pads, pads, (28, 28))
+    assert not _winograd.applies(x, w, one, (2, 2), pads, pads, (54, 54))
+    assert not _winograd.applies(x, np.zeros((64, 64, 5, 5), np.float32), one, one, pads, pads, (54, 54))
+    assert not _winograd.applies(x, w, one, one, (-1, 1), pads, (53, 56))
