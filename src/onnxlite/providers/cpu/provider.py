@@ -29,7 +29,7 @@ class CPUExecutionProvider(ExecutionProvider):
         return custom if custom is not None else super().lookup(node, opsets)
 
     def writes_fresh(self, node: Node, fn: Callable[..., Any]) -> bool:
-        if CUSTOM_KERNELS.lookup(node.domain, node.op_type, 10**9) is not None:
+        if CUSTOM_KERNELS.has_op(node.domain, node.op_type):
             return False  # a user's kernel may return anything
         return (norm_domain(node.domain), node.op_type) in FRESH_OPS
 
