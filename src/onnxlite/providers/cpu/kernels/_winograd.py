@@ -10,6 +10,9 @@ holding one element per tile, laid out (C, N, th + 1, tw + 1). Every term of B^T
 plane shifted by nothing, one element or one plane row, so the transform runs as ufuncs over long
 contiguous 1-D runs: numpy is several times slower per element on 2-D strided views. The price is
 one spare row and column per plane that ride along through the products and are dropped at the end.
+
+The transforms subtract inputs from each other, so an infinite input gives NaN in outputs where a
+direct convolution could give an infinity (it gives NaN too wherever weights of both signs meet it).
 """
 
 from __future__ import annotations
