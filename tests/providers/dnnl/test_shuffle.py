@@ -56,3 +56,27 @@ def test_other_transposes_and_escaping_values_stay_with_the_cpu_provider() -> No
     assert_close(got[0], want[0], rel=1e-5)
     assert_close(got[1], want[1], rel=1e-5)
     assert where(sess)["t"] == CPU
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize(("n", "c", "groups"), [(1, 12, 3), (2, 16, 4), (3, 10, 2)])
+def test_shuffle_kernel_in_channels_last_and_plain_layouts(
+    channels_last: bool, n: int, c: int, groups: int
+) -> None:
+    from onnxlite.providers.dnnl import _lib as L
+    from onnxlite.providers.dnnl._ops import ShuffleKernel, _channels_last_rows
+    from onnxlite.providers.dnnl._prim import MD, DnnlTensor
+
+    h, w = 5, 3
+    x = np.random.default_rng(c).standard_normal((n, c, h, w)).astype(np.float32)
+    want = x.reshape(n, groups, c // groups, h, w).transpose(0, 2, 1, 3, 4).reshape(n, c, h, w)
+    if channels_last:
+        md = MD.plain((n, c, h, w), L.F32, strides=(c * h * w, 1, w * c, c))
+        assert _channels_last_rows(md) == n * h * w
+        src = DnnlTensor(np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(-1), md)
+    else:
+        md = MD.plain((n, c, h, w))
+        assert _channels_last_rows(md) is None
+        src = DnnlTensor(x.copy().reshape(-1), md)
+    got = ShuffleKernel(groups, keep_blocked=False)(src)
+    np.testing.assert_array_equal(np.asarray(got), want)

@@ -20,6 +20,7 @@ from ._prim import (
     create,
     empty,
     into,
+    make_reorder,
     plain_md,
     result,
     same_array,
@@ -91,21 +92,51 @@ class ShuffleKernel(_Cached):
 
     def __call__(self, x: Any, *unused: Any) -> Any:
         xmd, xbuf = source(x)
-        prim = self.entry(
-            xmd.key,
-            lambda: create(
-                "shuffle_forward_primitive_desc_create",
-                L.FORWARD_INFERENCE,
-                xmd.h,
-                xmd.h,
-                1,
-                xmd.shape[1] // self.groups,  # oneDNN's group_size: channels per group
-                Attr(),
-            ),
-        )
+        prim, src, dst_md = self.entry(xmd.key, lambda: self._build(xmd))
         dst = empty(xmd)
-        prim.run([(L.ARG_SRC, xmd, xbuf), (L.ARG_DST, xmd, dst)])
+        prim.run([(L.ARG_SRC, src, xbuf), (L.ARG_DST, dst_md, dst)])
         return result(xmd, dst, self.keep_blocked)
+
+    def _build(self, xmd: MD) -> tuple[Primitive, MD, MD]:
+        c = xmd.shape[1]
+        g = self.groups
+        rows = _channels_last_rows(xmd)
+        if rows is not None:
+            # Channels innermost (the layout oneDNN's convolutions pick here): output channel
+            # j * g + i is input channel i * (C / g) + j, a transpose of each row's (g, C / g)
+            # block, which a strided reorder does 1.7-2x faster than oneDNN's reference shuffle
+            # (the only shuffle it has for this layout).
+            src = MD.plain((rows, c // g, g), strides=(c, 1, c // g))
+            dst_md = MD.plain((rows, c // g, g))
+            return make_reorder(src, dst_md, Attr()), src, dst_md
+        prim = create(
+            "shuffle_forward_primitive_desc_create",
+            L.FORWARD_INFERENCE,
+            xmd.h,
+            xmd.h,
+            1,
+            c // g,  # oneDNN's group_size: channels per group
+            Attr(),
+        )
+        return prim, xmd, xmd
+
+
+def _channels_last_rows(md: MD) -> int | None:
+    """N * spatial size when ``md`` is a dense float32 (N, C, ...) laid out channels innermost
+    (NHWC), else None."""
+    shape, dt, kind, strides, blocks = md.key[:5]
+    if dt != L.F32 or kind != 2 or blocks or len(shape) < 3:
+        return None
+    c = shape[1]
+    want = [0] * len(shape)
+    want[1], step = 1, c
+    for ax in range(len(shape) - 1, 1, -1):
+        want[ax] = step
+        step *= shape[ax]
+    want[0] = step
+    if c == 0 or tuple(strides) != tuple(want):
+        return None
+    return int(np.prod(shape)) // c or None
 
 
 class ClipKernel(EltwiseKernel):
