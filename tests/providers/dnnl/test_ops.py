@@ -343,3 +343,36 @@ def test_fused_matmul_with_transposes_stays_on_cpu() -> None:
     q = r.standard_normal((2, 16, 8)).astype(np.float32)
     k = r.standard_normal((2, 16, 8)).astype(np.float32)
     check_op("FusedMatMul", {"q": q, "k": k}, {"transB": 1}, domain="com.microsoft", on_dnnl=False)
+
+
+def test_concat_of_a_pooled_map_and_convolution_outputs_in_different_layouts() -> None:
+    import gc
+
+    from onnx import helper
+
+    from onnxlite.providers.dnnl._ops import ConcatKernel
+
+    from .conftest import assert_close, graph_model, run_both
+
+    rng = np.random.default_rng(5)
+    inits = {
+        "w0": rng.standard_normal((16, 3, 7, 7)).astype(np.float32) * 0.1,
+        "w1": rng.standard_normal((32, 16, 1, 1)).astype(np.float32) * 0.1,
+        "w2": rng.standard_normal((8, 32, 3, 3)).astype(np.float32) * 0.1,
+    }
+    nodes = [  # a DenseNet block's start: stem, pool, then concat(pool, conv(...)) twice
+        helper.make_node("Conv", ["x", "w0"], ["s"], strides=[2, 2], pads=[3, 3, 3, 3]),
+        helper.make_node("MaxPool", ["s"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["p", "w1"], ["b1"]),
+        helper.make_node("Conv", ["b1", "w2"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Concat", ["p", "c1"], ["k1"], axis=1),
+        helper.make_node("Conv", ["k1", "wk"], ["b2"]),
+        helper.make_node("Conv", ["b2", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Concat", ["k1", "c2"], ["y"], axis=1),
+    ]
+    inits["wk"] = rng.standard_normal((32, 24, 1, 1)).astype(np.float32) * 0.1
+    x = rng.standard_normal((1, 3, 64, 64)).astype(np.float32)
+    got, want, _ = run_both(graph_model(nodes, {"x": x}, ["y"], inits), {"x": x})
+    assert_close(got[0], want[0])
+    impls = [e[0].impl for o in gc.get_objects() if isinstance(o, ConcatKernel) for e in o._cache.values()]
+    assert impls and not any(i.startswith("ref") for i in impls)

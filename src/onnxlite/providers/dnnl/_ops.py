@@ -121,22 +121,26 @@ class ShuffleKernel(_Cached):
         return prim, xmd, xmd
 
 
-def _channels_last_rows(md: MD) -> int | None:
-    """N * spatial size when ``md`` is a dense float32 (N, C, ...) laid out channels innermost
-    (NHWC), else None."""
-    shape, dt, kind, strides, blocks = md.key[:5]
-    if dt != L.F32 or kind != 2 or blocks or len(shape) < 3:
-        return None
-    c = shape[1]
+def _channels_last_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Element strides of a dense (N, C, ...) array laid out channels innermost (NHWC)."""
     want = [0] * len(shape)
-    want[1], step = 1, c
+    want[1], step = 1, shape[1]
     for ax in range(len(shape) - 1, 1, -1):
         want[ax] = step
         step *= shape[ax]
     want[0] = step
-    if c == 0 or tuple(strides) != tuple(want):
+    return tuple(want)
+
+
+def _channels_last_rows(md: MD) -> int | None:
+    """N * spatial size when ``md`` is a dense float32 (N, C, ...) laid out channels innermost
+    (NHWC), else None."""
+    shape, dt, kind, strides, blocks = md.key[:5]
+    if dt != L.F32 or kind != 2 or blocks or len(shape) < 3 or shape[1] == 0:
         return None
-    return int(np.prod(shape)) // c or None
+    if tuple(strides) != _channels_last_strides(shape):
+        return None
+    return int(np.prod(shape)) // shape[1] or None
 
 
 class ClipKernel(EltwiseKernel):
@@ -612,7 +616,23 @@ class ConcatKernel(_Cached):
         self.axis = axis
         self.keep_blocked = keep_blocked
 
-    def _build(self, mds: list[MD], axis: int) -> tuple[Primitive, MD]:
+    def _build(self, mds: list[MD], axis: int) -> tuple[Primitive, MD, list[MD | None]]:
+        """The concat primitive, its output layout, and per input the layout to reorder it
+        into first (None: as it comes). Inputs in different layouts (a pooled map in oneDNN's
+        blocked layout beside convolution outputs in channels-last) get oneDNN's reference
+        concat, 3-5x slower than its copy-based one: such inputs go channels-last first."""
+        prim, dmd = self._make(mds, axis)
+        if prim.impl.startswith("ref") and axis == 1 and len(mds[0].shape) >= 3:
+            targets = [
+                None if _channels_last_rows(m) else MD.plain(m.shape, strides=_channels_last_strides(m.shape))
+                for m in mds
+            ]
+            prim2, dmd2 = self._make([m if t is None else t for m, t in zip(mds, targets)], axis)
+            if not prim2.impl.startswith("ref"):
+                return prim2, dmd2, targets
+        return prim, dmd, [None] * len(mds)
+
+    def _make(self, mds: list[MD], axis: int) -> tuple[Primitive, MD]:
         shape = list(mds[0].shape)
         shape[axis] = sum(m.shape[axis] for m in mds)
         dst_any = MD.any(tuple(shape))
@@ -650,7 +670,10 @@ class ConcatKernel(_Cached):
             return np.concatenate([np.asarray(x) for x in xs], axis=axis)
         mds = [mds[i] for i in keep]
         bufs = [srcs[i][1] for i in keep]
-        prim, dmd = self.entry((tuple(m.key for m in mds), axis), lambda: self._build(mds, axis))
+        prim, dmd, targets = self.entry((tuple(m.key for m in mds), axis), lambda: self._build(mds, axis))
+        for i, t in enumerate(targets):
+            if t is not None:
+                bufs[i], mds[i] = into(mds[i], t, bufs[i]), t
         dst = empty(dmd)
         args = [(L.ARG_MULTIPLE_SRC + i, m, b) for i, (m, b) in enumerate(zip(mds, bufs))]
         args.append((L.ARG_DST, dmd, dst))
