@@ -193,3 +193,24 @@ def test_fused_conv_reads_z_without_copying_it_and_leaves_shared_z_intact(z: str
             assert_close(g, w)
     if z == "a" and not escape:
         assert any(k[3] is not None and e is not None for k, e in fn._cache.items())
+
+
+def test_grouped_conv_with_few_channels_per_group_between_convolutions() -> None:
+    # 6 input channels per group: oneDNN's direct kernels decline it, its GEMM-based one runs
+    # it, channels-last like its neighbours
+    rng = np.random.default_rng(7)
+    inits = {
+        "w0": rng.standard_normal((24, 3, 3, 3)).astype(np.float32) * 0.2,
+        "w1": rng.standard_normal((112, 6, 1, 1)).astype(np.float32) * 0.2,
+        "w2": rng.standard_normal((112, 1, 3, 3)).astype(np.float32) * 0.2,
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["a"], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["a", "w1"], ["b"], group=4),
+        helper.make_node("Relu", ["b"], ["r"]),
+        helper.make_node("Conv", ["r", "w2"], ["y"], group=112, pads=[1, 1, 1, 1]),
+    ]
+    x = rng.standard_normal((2, 3, 30, 30)).astype(np.float32)
+    got, want, sess = run_both(graph_model(nodes, {"x": x}, ["y"], inits), {"x": x})
+    assert_close(got[0], want[0])
+    assert where(sess)["b"] == DNNL

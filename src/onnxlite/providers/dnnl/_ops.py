@@ -17,6 +17,7 @@ from ._prim import (
     Attr,
     DnnlTensor,
     Primitive,
+    channels_last_strides,
     create,
     empty,
     into,
@@ -121,24 +122,13 @@ class ShuffleKernel(_Cached):
         return prim, xmd, xmd
 
 
-def _channels_last_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Element strides of a dense (N, C, ...) array laid out channels innermost (NHWC)."""
-    want = [0] * len(shape)
-    want[1], step = 1, shape[1]
-    for ax in range(len(shape) - 1, 1, -1):
-        want[ax] = step
-        step *= shape[ax]
-    want[0] = step
-    return tuple(want)
-
-
 def _channels_last_rows(md: MD) -> int | None:
     """N * spatial size when ``md`` is a dense float32 (N, C, ...) laid out channels innermost
     (NHWC), else None."""
     shape, dt, kind, strides, blocks = md.key[:5]
     if dt != L.F32 or kind != 2 or blocks or len(shape) < 3 or shape[1] == 0:
         return None
-    if tuple(strides) != _channels_last_strides(shape):
+    if tuple(strides) != channels_last_strides(shape):
         return None
     return int(np.prod(shape)) // shape[1] or None
 
@@ -624,7 +614,7 @@ class ConcatKernel(_Cached):
         prim, dmd = self._make(mds, axis)
         if prim.impl.startswith("ref") and axis == 1 and len(mds[0].shape) >= 3:
             targets = [
-                None if _channels_last_rows(m) else MD.plain(m.shape, strides=_channels_last_strides(m.shape))
+                None if _channels_last_rows(m) else MD.plain(m.shape, strides=channels_last_strides(m.shape))
                 for m in mds
             ]
             prim2, dmd2 = self._make([m if t is None else t for m, t in zip(mds, targets)], axis)

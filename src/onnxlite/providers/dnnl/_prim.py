@@ -100,6 +100,17 @@ def _contiguous(shape: tuple[int, ...]) -> list[int]:
 _ITEMSIZE = {L.F32: 4, L.S32: 4, L.S8: 1, L.U8: 1}
 
 
+def channels_last_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Element strides of a dense (N, C, ...) array laid out channels innermost (NHWC)."""
+    want = [0] * len(shape)
+    want[1], step = 1, shape[1]
+    for ax in range(len(shape) - 1, 1, -1):
+        want[ax] = step
+        step *= shape[ax]
+    want[0] = step
+    return tuple(want)
+
+
 def plain_key(shape: tuple[int, ...], dt: int) -> tuple[Any, ...]:
     size = int(np.prod(shape, dtype=np.int64)) * _ITEMSIZE.get(dt, 0)
     return (tuple(int(s) for s in shape), dt, 2, tuple(_contiguous(shape)), (), size)
