@@ -92,8 +92,16 @@ def pad_spatial(x: np.ndarray, pb: Sequence[int], pe: Sequence[int], value=0) ->
     if not any(pb) and not any(pe):
         return x
     shape = x.shape[:2] + tuple(n + b + e for n, b, e in zip(x.shape[2:], pb, pe))
-    y = np.full(shape, value, dtype=x.dtype)
+    y = np.empty(shape, dtype=x.dtype)
     y[tuple([slice(None), slice(None), *(slice(b, b + n) for b, n in zip(pb, x.shape[2:]))])] = x
+    # fill only the border, a slab before and after the input along each axis: filling the
+    # whole array first writes the interior twice
+    for i, (b, n, m) in enumerate(zip(pb, x.shape[2:], shape[2:])):
+        lead = (slice(None),) * (2 + i)
+        if b:
+            y[tuple([*lead, slice(0, b)])] = value
+        if b + n < m:
+            y[tuple([*lead, slice(b + n, m)])] = value
     return y
 
 

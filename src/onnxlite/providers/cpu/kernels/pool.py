@@ -16,7 +16,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import workers
 from ..registry import kernel
-from .conv import compute_dtype, conv_geometry, spatial_attrs
+from .conv import compute_dtype, conv_geometry, pad_spatial, spatial_attrs
 
 
 def _geometry(x, auto_pad, ceil_mode, dilations, kernel_shape, pads, strides):
@@ -31,20 +31,8 @@ def _geometry(x, auto_pad, ceil_mode, dilations, kernel_shape, pads, strides):
 def _padded(x, k, s, d, out, pb, value):
     """x padded with ``value`` so that every window tap of every output is in range."""
     need = [(o - 1) * si + (ki - 1) * di + 1 for o, si, ki, di in zip(out, s, k, d)]
-    shape = x.shape[:2] + tuple(max(nn, b + n) for nn, b, n in zip(need, pb, x.shape[2:]))
-    if shape == x.shape:
-        return x
-    y = np.empty(shape, dtype=x.dtype)
-    inner = [slice(b, b + n) for b, n in zip(pb, x.shape[2:])]
-    y[tuple([slice(None), slice(None), *inner])] = x
-    # fill only the border: a slab before and after the input along each axis
-    for i, (b, n, m) in enumerate(zip(pb, x.shape[2:], shape[2:])):
-        lead = (slice(None),) * (2 + i)
-        if b:
-            y[tuple([*lead, slice(0, b)])] = value
-        if b + n < m:
-            y[tuple([*lead, slice(b + n, m)])] = value
-    return y
+    pe = [max(nn - b - n, 0) for nn, b, n in zip(need, pb, x.shape[2:])]
+    return pad_spatial(x, pb, pe, value)
 
 
 def _taps(k, s, d, out):
