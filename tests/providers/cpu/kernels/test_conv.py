@@ -309,6 +309,48 @@ def test_conv_takes_winograd_path(monkeypatch, n, c, m, hw):
     assert len(calls) == 2
 
 
+def test_winograd_caches_the_filters_of_read_only_weights(monkeypatch):
+    import gc
+
+    from onnxlite.providers.cpu.kernels import _winograd
+    from onnxlite.providers.cpu.kernels import conv as conv_mod
+
+    x, w = rand(1, 8, 10, 10), rand(6, 8, 3, 3)
+    out, pb, pe = conv_mod.conv_geometry(x.shape[2:], (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "NOTSET")
+    want = _im2col_core(monkeypatch, x, w, None, 1, (1, 1), (1, 1), pb, pe, out)
+    _assert_near(_winograd.conv3x3(x, w, pb, pe, out), want)
+    assert id(w) not in _winograd._U_CACHE  # weights that may change are transformed per call
+    w.flags.writeable = False
+    _assert_near(_winograd.conv3x3(x, w, pb, pe, out), want)
+    u = _winograd._U_CACHE[id(w)][1]
+    _assert_near(_winograd.conv3x3(x * 2, w, pb, pe, out), want * 2)
+    assert _winograd._U_CACHE[id(w)][1] is u
+    key = id(w)
+    del w
+    gc.collect()
+    assert key not in _winograd._U_CACHE  # dropped with its weights: a new array may reuse the id
+    w2 = rand(6, 8, 3, 3)
+    w2.flags.writeable = False
+    want2 = _im2col_core(monkeypatch, x, w2, None, 1, (1, 1), (1, 1), pb, pe, out)
+    _assert_near(_winograd.conv3x3(x, w2, pb, pe, out), want2)
+
+
+def test_winograd_on_small_maps_only_with_constant_weights(monkeypatch):
+    from onnxlite.providers.cpu.kernels import _winograd
+    from onnxlite.providers.cpu.kernels import conv as conv_mod
+
+    x, w = rand(1, 64, 14, 14), rand(96, 64, 3, 3)
+    args = ((1, 1), (1, 1), (1, 1), (1, 1), [14, 14])
+    assert not _winograd.applies(x, w, *args)  # 7x7 tiles: the per-call filter transform loses
+    w.flags.writeable = False
+    assert _winograd.applies(x, w, *args)
+    assert not _winograd.applies(x[:, :, :12, :12], w, *args[:4], [12, 12])  # 6x6 tiles
+    calls = _winograd_calls(monkeypatch)
+    want = _im2col_core(monkeypatch, x, w, None, 1, *args)
+    _assert_near(conv_mod.conv_core(x, w, None, 1, *args), want)
+    assert calls == [x.shape]
+
+
 @pytest.mark.parametrize(
     ("dtype", "attrs"),
     [

@@ -18,6 +18,8 @@ direct convolution could give an infinity (it gives NaN too wherever weights of 
 from __future__ import annotations
 
 import functools
+import threading
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -41,6 +43,33 @@ _SHARED_V = 96 << 10
 
 ENABLED = True
 
+# Transformed filters of read-only weights (initializers: the same array object every run), by
+# id, with a weak reference that tells a reused id from the original array.
+_U_CACHE: dict[int, tuple[weakref.ref, np.ndarray]] = {}
+_U_LOCK = threading.Lock()
+
+
+def _transformed(w: np.ndarray) -> np.ndarray:
+    """U = G g G^T of every filter, (16, M, C); computed once per read-only weights array."""
+    m, c = w.shape[:2]
+    if w.flags.writeable:
+        return blas.matmul(_KG, w.reshape(m * c, 9).T).reshape(16, m, c)
+    key = id(w)
+    hit = _U_CACHE.get(key)
+    if hit is not None and hit[0]() is w:
+        return hit[1]
+    u = blas.matmul(_KG, w.reshape(m * c, 9).T).reshape(16, m, c)
+    with _U_LOCK:
+        _U_CACHE[key] = (weakref.ref(w, functools.partial(_forget, key)), u)
+    return u
+
+
+def _forget(key: int, ref: weakref.ref) -> None:
+    with _U_LOCK:
+        hit = _U_CACHE.get(key)
+        if hit is not None and hit[0] is ref:
+            del _U_CACHE[key]
+
 
 def applies(
     x: np.ndarray,
@@ -60,10 +89,13 @@ def applies(
     m, c = w.shape[:2]
     th, tw = -(-out[0] // 2), -(-out[1] // 2)
     tiles = x.shape[0] * th * tw
-    # Few channels: the transforms cost more than the products they save. Few tiles: the
-    # filter transform (per call) and the spare plane row and column outweigh the savings,
-    # except with few output channels, where the patch-matrix GEMM is slow too.
-    return c >= 32 and m >= 16 and min(th, tw) >= 7 and (tiles >= 196 or (m <= 32 and tiles >= 49))
+    # Few channels: the transforms cost more than the products they save. Fewer than 7x7 tiles:
+    # the spare plane row and column outweigh the savings. Weights that change between calls
+    # are transformed on every call, which pays off on many tiles only, or with few output
+    # channels, where the patch-matrix GEMM is slow too.
+    if c < 32 or m < 16 or min(th, tw) < 7:
+        return False
+    return not w.flags.writeable or tiles >= 196 or (m <= 32 and tiles >= 49)
 
 
 def conv3x3(
@@ -87,18 +119,22 @@ def conv3x3(
         # small inputs: one thread transforms the input while another transforms the filters,
         # then each multiplies and transforms back a share of the output channels
         v = np.empty((16, c, span), np.float32)
-        u = np.empty((16, m, c), np.float32)
-        workers.run_all(
-            [
-                functools.partial(_input_transform, x, v, pb[0], pb[1], th, tw),
-                functools.partial(np.matmul, _KG, w9, out=u.reshape(16, m * c)),
-            ]
-        )
+        if w.flags.writeable:
+            u = np.empty((16, m, c), np.float32)
+            workers.run_all(
+                [
+                    functools.partial(_input_transform, x, v, pb[0], pb[1], th, tw),
+                    functools.partial(np.matmul, _KG, w9, out=u.reshape(16, m * c)),
+                ]
+            )
+        else:
+            u = _transformed(w)
+            _input_transform(x, v, pb[0], pb[1], th, tw)
         shares = workers.split(m, nw, 8)
         workers.run_all([functools.partial(_products, u[:, m0:m1], v, y[:, m0:m1]) for m0, m1 in shares])
         return y
     # larger ones: each thread runs the whole pipeline on its own images or bands of output rows
-    u = blas.matmul(_KG, w9).reshape(16, m, c)
+    u = _transformed(w)
     row_bytes = 16 * 4 * c * (tw + 1)  # transformed input per image and row of tiles
     if (th + 1) * row_bytes <= _V_BYTES and (n % nw == 0 or n >= 4 * nw):
         per = min(-(-n // nw), max(1, _V_BYTES // ((th + 1) * row_bytes)))
