@@ -166,14 +166,31 @@ def test_rms_norm(axis):
     )
 
 
-@pytest.mark.parametrize("size", [1, 2, 3, 5])
-def test_lrn(size):
-    x = rand(2, 6, 3, 3)
-    (y,) = run_onnxlite(node_model("LRN", {"x": x}, {"size": size, "alpha": 1e-2}), {"x": x})
+@pytest.mark.parametrize(
+    ("size", "beta", "channels", "dtype"),
+    [
+        (1, 0.75, 6, np.float32),
+        (2, 0.75, 6, np.float32),
+        (3, 0.75, 6, np.float32),
+        (5, 0.75, 6, np.float32),
+        (5, 0.75, 2, np.float32),  # a window wider than the channels
+        (4, 0.5, 6, np.float32),
+        (3, 1.0, 6, np.float32),
+        (5, 0.6, 6, np.float32),  # the exp(beta * log) branch
+        (3, 0.75, 5, np.float64),
+        (3, 0.9, 5, np.float16),
+    ],
+)
+def test_lrn(size, beta, channels, dtype):
+    x = rand(2, channels, 3, 3, dtype=dtype) * 4
+    attrs = {"size": size, "alpha": 1e-2, "beta": beta, "bias": 1.5}
+    (y,) = run_onnxlite(node_model("LRN", {"x": x}, attrs), {"x": x})
     sq = x.astype(np.float64) ** 2
     lo, hi = (size - 1) // 2, size - 1 - (size - 1) // 2
-    acc = np.stack([sq[:, max(0, c - lo) : c + hi + 1].sum(1) for c in range(6)], axis=1)
-    np.testing.assert_allclose(y, x / (1 + 1e-2 / size * acc) ** 0.75, rtol=1e-5)
+    acc = np.stack([sq[:, max(0, c - lo) : c + hi + 1].sum(1) for c in range(channels)], axis=1)
+    assert y.dtype == dtype
+    tol = 2e-3 if dtype == np.float16 else 1e-5
+    np.testing.assert_allclose(y, x / (1.5 + 1e-2 / size * acc) ** beta, rtol=tol, atol=tol * 1e-2)
 
 
 @pytest.mark.parametrize(("p", "axis"), [(1, -1), (2, 0), (2, 1)])

@@ -189,8 +189,9 @@ def conv_core(
     return y
 
 
-# Patch matrices above this size are built in bands of output rows.
-_IM2COL_BYTES = 128 << 20
+# Patch matrices above this size are built in bands of output rows: small enough for the heap
+# to reuse the memory on the next call (see _winograd._V_BYTES).
+_IM2COL_BYTES = 8 << 20
 
 
 def _gemm_patches(xp, wm, group, k, s, d, out) -> np.ndarray:

@@ -201,14 +201,32 @@ def lrn(x, *, alpha=1e-4, beta=0.75, bias=1.0, size=None):
     size = int(size)
     before = (size - 1) // 2
     after = size - 1 - before
-    sq = xc * xc
-    pad = np.zeros((x.shape[0], c + size - 1, *x.shape[2:]), dtype=ct)
-    pad[:, before : before + c] = sq
-    acc = pad[:, 0:c].copy()
-    for o in range(1, before + after + 1):
-        acc += pad[:, o : o + c]
-    den = acc * ct.type(alpha / size) + ct.type(bias)
-    y = xc / (den ** ct.type(beta))
+    sq = np.multiply(xc, xc)
+    # the window sum as shifted adds over the channel axis: no padded copy
+    acc = sq.copy()
+    for o in range(1, min(before, c - 1) + 1):
+        acc[:, o:] += sq[:, : c - o]
+    for o in range(1, min(after, c - 1) + 1):
+        acc[:, : c - o] += sq[:, o:]
+    del sq
+    acc *= ct.type(alpha / size)
+    acc += ct.type(bias)
+    # den ** beta through square roots or exp(beta * log(den)): numpy's power with a float
+    # exponent runs a scalar loop, several times slower
+    b = float(beta)
+    if b == 0.75:
+        r = np.sqrt(acc, out=acc)
+        r *= np.sqrt(r)
+        y = np.divide(xc, r, out=r)
+    elif b == 0.5:
+        y = np.divide(xc, np.sqrt(acc, out=acc), out=acc)
+    elif b == 1.0:
+        y = np.divide(xc, acc, out=acc)
+    else:
+        r = np.log(acc, out=acc)
+        r *= ct.type(-b)
+        np.exp(r, out=r)
+        y = np.multiply(xc, r, out=r)
     return y.astype(x.dtype, copy=False)
 
 
