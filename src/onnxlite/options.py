@@ -47,8 +47,9 @@ class SessionOptions:
 
     ``intra_op_num_threads`` limits numpy's BLAS threads during runs (0: BLAS decides);
     ``execution_mode = ORT_PARALLEL`` runs independent nodes on ``inter_op_num_threads`` threads
-    (0: one per core). Fields stored but not acted on: ``execution_order``,
-    ``enable_cpu_mem_arena``, ``enable_mem_pattern``, ``enable_mem_reuse`` (intermediates are always
+    (0: one per core). ``enable_cpu_mem_arena`` (default on) keeps freed large buffers mapped
+    for the next run (:mod:`onnxlite.arena`). Fields stored but not acted on: ``execution_order``,
+    ``enable_mem_pattern``, ``enable_mem_reuse`` (intermediates are always
     released after their last use), ``use_deterministic_compute`` (numpy kernels are deterministic),
     ``log_verbosity_level`` and free-dimension overrides by denotation.
     ``graph_optimization_level`` selects the optimizer's passes (onnxlite.optimizer.LEVELS);

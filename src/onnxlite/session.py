@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from . import profiling
+from . import arena, profiling
 from .compile import BuildContext, compile_graph
 from .errors import EPFail, InvalidArgument, OnnxliteError
 from .iobinding import IOBinding
@@ -114,6 +114,8 @@ class InferenceSession:
         if unknown:
             raise TypeError(f"InferenceSession got unexpected keyword argument(s) {sorted(unknown)}")
         self._sess_options = sess_options if sess_options is not None else SessionOptions()
+        if self._sess_options.enable_cpu_mem_arena:
+            arena.keep_memory()
         self._disabled_optimizers = list(kwargs.get("disabled_optimizers") or [])
         self._fallback = True
         self._model_path = path_or_bytes if isinstance(path_or_bytes, str) else None
