@@ -304,9 +304,12 @@ class Primitive:
         b = getattr(self._tls, "b", None)
         if b is None or not b.same(args):
             b = self._tls.b = _Binding(self, args)
-        setp, ptr = lib.memory_set_data_handle, data_ptr
-        for m, (_, _, buf) in zip(b.mems, args):
-            setp(m, ptr(buf))
+        ptr, ptrs = data_ptr, b.ptrs
+        for i, (_, _, buf) in enumerate(args):
+            p = ptr(buf)
+            if p != ptrs[i]:
+                lib.memory_set_data_handle(b.mems[i], p)
+                ptrs[i] = p
         lib.use_threads(self.threads)
         lib.check(lib.primitive_execute(self.h, lib.stream(), b.n, b.ea), "primitive_execute")
 
@@ -377,8 +380,11 @@ class _Binding:
         self.ea = (L.ExecArg * self.n)()
         self.mems: list[c_void_p] = []
         self.scratch: np.ndarray | None = None
-        for i, (arg, md, buf) in enumerate(args):
-            self.ea[i].arg, self.ea[i].memory = arg, self._memory(md, data_ptr(buf))
+        # the data address each memory object holds: set again only when it changes (weights
+        # never do, and a run's buffers mostly come back at the same addresses)
+        self.ptrs: list[int] = [data_ptr(buf) for _, _, buf in args]
+        for i, (arg, md, _) in enumerate(args):
+            self.ea[i].arg, self.ea[i].memory = arg, self._memory(md, self.ptrs[i])
         if prim.scratch_md is not None and prim.scratch:
             self.scratch = np.empty(prim.scratch, np.uint8)
             m = c_void_p()
