@@ -29,3 +29,55 @@ def test_same_array_compares_views_by_data() -> None:
     assert same_array(w, v)
     assert not same_array(w, w.copy())
     assert not same_array(w, w[:, :2])
+
+
+def test_create_refuses_bare_descriptor_handles() -> None:
+    from onnxlite.providers.dnnl import _lib as L
+    from onnxlite.providers.dnnl._prim import MD, Attr, create
+
+    x = MD.plain((1, 4, 8, 8))
+    with pytest.raises(TypeError, match="MD objects"):
+        create(
+            "eltwise_forward_primitive_desc_create",
+            L.FORWARD_INFERENCE,
+            L.ELT_RELU,
+            x.h,
+            x.h,
+            0.0,
+            0.0,
+            Attr(),
+        )
+
+
+def test_one_thread_twin_made_after_the_inputs_descriptors_are_gone() -> None:
+    """A primitive makes its one-thread twin from its creation arguments at run time, after the
+    descriptors of the input it was built for may be gone: it must keep them alive."""
+    import gc
+    import weakref
+
+    from onnxlite.providers.dnnl import _lib as L
+    from onnxlite.providers.dnnl import _prim
+    from onnxlite.providers.dnnl._ops import PoolKernel
+    from onnxlite.threads import RunThreads
+
+    if L.load().default_threads < 2:
+        pytest.skip("one OpenMP thread: no twins")
+    kernel = PoolKernel(
+        L.POOL_MAX, kernel_shape=[2, 2], strides=[2, 2], pads=None, dilations=None,
+        auto_pad="NOTSET", ceil_mode=0, keep_blocked=False,
+    )  # fmt: skip
+    x = np.random.default_rng(0).standard_normal((1, 64, 96, 96)).astype(np.float32)
+    want = x.reshape(1, 64, 48, 2, 48, 2).max(axis=(3, 5))
+    xmd = _prim.MD.plain(x.shape)  # a descriptor no cache holds
+    np.testing.assert_array_equal(np.asarray(kernel(_prim.DnnlTensor(x, xmd))), want)
+    prim = next(iter(kernel._cache.values()))[0]
+    alive = weakref.ref(xmd)
+    del xmd
+    gc.collect()
+    assert alive() is not None  # held by the primitive, for the twin
+    for _ in range(50):  # churn the heap where the descriptor was
+        _prim.MD.plain((1, 3, 5, 7))
+    with RunThreads(2, "single"):
+        got = kernel(x)
+    np.testing.assert_array_equal(np.asarray(got), want)
+    assert prim._single is not None  # the twin was made (or found not to match)

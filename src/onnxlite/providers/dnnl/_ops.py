@@ -69,8 +69,8 @@ class EltwiseKernel(_Cached):
                 "eltwise_forward_primitive_desc_create",
                 L.FORWARD_INFERENCE,
                 self.alg,
-                xmd.h,
-                xmd.h,
+                xmd,
+                xmd,
                 self.alpha,
                 self.beta,
                 Attr(),
@@ -113,8 +113,8 @@ class ShuffleKernel(_Cached):
         prim = create(
             "shuffle_forward_primitive_desc_create",
             L.FORWARD_INFERENCE,
-            xmd.h,
-            xmd.h,
+            xmd,
+            xmd,
             1,
             c // g,  # oneDNN's group_size: channels per group
             Attr(),
@@ -204,8 +204,8 @@ class PoolKernel(_Cached):
             "pooling_forward_primitive_desc_create",
             L.FORWARD_INFERENCE,
             self.alg,
-            xmd.h,
-            dst_any.h,
+            xmd,
+            dst_any,
             L.dims(s),
             L.dims(k),
             L.dims([v - 1 for v in d]),
@@ -246,8 +246,8 @@ class BatchNormKernel(_Cached):
             lambda: create(
                 "batch_normalization_forward_primitive_desc_create",
                 L.FORWARD_INFERENCE,
-                xmd.h,
-                xmd.h,
+                xmd,
+                xmd,
                 self.epsilon,
                 self.flags,
                 Attr(),
@@ -291,8 +291,8 @@ class SoftmaxKernel(_Cached):
                 "softmax_forward_primitive_desc_create",
                 L.FORWARD_INFERENCE,
                 self.alg,
-                md.h,
-                md.h,
+                md,
+                md,
                 ax,
                 Attr(),
             ),
@@ -328,8 +328,8 @@ class LayerNormKernel(_Cached):
             lambda: create(
                 "layer_normalization_forward_primitive_desc_create",
                 L.FORWARD_INFERENCE,
-                md.h,
-                md.h,
+                md,
+                md,
                 None,
                 self.epsilon,
                 flags,
@@ -490,7 +490,7 @@ class MatMulKernel(_Cached):
 
         def build_rt() -> Any:
             amd, bmd, dmd = plain_md(a2.shape), plain_md(b2.shape), plain_md(out_shape)
-            prim = create("matmul_primitive_desc_create", amd.h, bmd.h, None, dmd.h, self._attr())
+            prim = create("matmul_primitive_desc_create", amd, bmd, None, dmd, self._attr())
             return prim, amd, bmd, dmd
 
         prim, amd, bmd, dmd = self.entry((a2.shape, b2.shape), build_rt)
@@ -515,8 +515,8 @@ class LRNKernel(_Cached):
                 "lrn_forward_primitive_desc_create",
                 L.FORWARD_INFERENCE,
                 L.LRN_ACROSS_CHANNELS,
-                xmd.h,
-                xmd.h,
+                xmd,
+                xmd,
                 self.size,
                 self.alpha,
                 self.beta,

@@ -47,7 +47,7 @@ data_ptr = _data_pointer_getter()
 class MD:
     """A memory descriptor; ``key`` identifies its layout (hashable), ``shape`` its dims."""
 
-    __slots__ = ("_is_plain", "_owner", "dt", "h", "key", "shape")
+    __slots__ = ("__weakref__", "_is_plain", "_owner", "dt", "h", "key", "shape")
 
     def __init__(self, h: c_void_p, owner: Any = None) -> None:
         self.h = h
@@ -424,6 +424,10 @@ def create(fn_name: str, *args: Any) -> Primitive:
     """Create ``dnnl_<fn_name>`` primitive descriptor (engine first) and its primitive."""
     lib = load()
     fn = getattr(lib, fn_name)
+    if any(isinstance(a, c_void_p) for a in args):
+        # a bare handle outlives nothing: the MD owning it may be freed before the primitive
+        # makes its descriptor again (its one-thread twin), which would then read freed memory
+        raise TypeError(f"{fn_name}: pass memory descriptors as MD objects, not bare handles")
     cargs = [a.finish() if isinstance(a, Attr) else a.h if isinstance(a, MD) else a for a in args]
 
     # ``_owners`` keeps the Attr and MD objects that own the handles in ``cargs`` alive with
