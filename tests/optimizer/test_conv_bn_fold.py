@@ -66,3 +66,29 @@ def test_bn_statistics_not_constant_are_left_alone() -> None:
     proto = make_model(nodes, {"x": (F32, [1, 4, 6, 6]), "var": (F32, [6])}, ["y"], inits)
     _m, changed = run(proto, "conv_bn_fold")
     assert changed == []
+
+
+@pytest.mark.parametrize("ir_version", [3, 8])
+def test_replaced_weights_are_dropped_by_the_fold_itself(ir_version: int) -> None:
+    """Each fold frees the weights it replaced at once: folding a deep network would otherwise
+    hold every layer's old weights beside the new ones until dead-code removal."""
+    inits = {"w": rand(6, 4, 3, 3, seed=1), "shared": rand(6, 4, 3, 3, seed=5), **_bn_inits(6)}
+    nodes = [
+        mk("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        mk("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["y"]),
+        mk("Conv", ["x", "shared"], ["c2"], pads=[1, 1, 1, 1]),
+        mk("BatchNormalization", ["c2", "scale", "bias", "mean", "var"], ["y2"]),
+        mk("Conv", ["x", "shared"], ["y3"], pads=[1, 1, 1, 1]),  # keeps "shared" in use
+    ]
+    outs = {n: (F32, [1, 6, 5, 5]) for n in ("y", "y2", "y3")}
+    proto = make_model(nodes, {"x": (F32, [1, 4, 5, 5])}, outs, inits, ir_version=ir_version)
+    if ir_version == 3:  # IR 3 lists every initializer as a graph input
+        for name, v in inits.items():
+            proto.graph.input.append(helper.make_tensor_value_info(name, 1, list(v.shape)))
+    m, changed = run(proto, "conv_bn_fold")  # no dead_code
+    assert changed == ["conv_bn_fold"] and ops(m) == ["Conv", "Conv", "Conv"]
+    assert "w" not in m.graph.initializers and "shared" in m.graph.initializers
+    assert "w" not in [v.name for v in m.graph.inputs]
+    assert "x" in [v.name for v in m.graph.inputs]
+    feeds = {"x": rand(1, 4, 5, 5, seed=3)}
+    check_same(proto, m, feeds)

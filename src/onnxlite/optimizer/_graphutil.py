@@ -249,6 +249,18 @@ class GraphIndex:
             return None
         return float(v.reshape(-1)[0])
 
+    def drop_if_unused(self, name: str) -> None:
+        """Forget the constant ``name`` now if nothing reads it any more, so that a fold that
+        replaced it does not hold both copies until dead-code removal (folding the weights of
+        every layer at once would otherwise keep each layer's old weights alive too)."""
+        if not name or self.n_uses(name) or self.overridable(name):
+            return
+        self._const_cache.pop(name, None)
+        if self.graph.initializers.pop(name, None) is not None and name in self.graph_inputs:
+            # IR 3 lists every initializer as a graph input too: both go (as in dead_code)
+            self.graph.inputs = [v for v in self.graph.inputs if v.name != name]
+            self.graph_inputs.discard(name)
+
     def add_initializer(self, base: str, value: np.ndarray, exact: bool = False) -> str:
         name = base if exact else self.ctx.fresh(base)
         self.ctx.names.add(name)

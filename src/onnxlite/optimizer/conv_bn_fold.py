@@ -61,6 +61,7 @@ def replace_conv_params(
 ) -> None:
     """Give ``conv`` new bias (and weight, unless None) initializers; it now produces ``after``'s
     output."""
+    old = list(conv.inputs[1:3])
     if w is not None:
         idx.set_input(conv, 1, idx.add_initializer(f"{conv.inputs[1]}_folded", w))
     bname = idx.add_initializer(f"{conv.name}_bias_folded", b)
@@ -72,3 +73,5 @@ def replace_conv_params(
     out = after.outputs[0]
     idx.remove(after)
     idx.rename_output(conv, conv.outputs[0], out)
+    for name in old:
+        idx.drop_if_unused(name)
