@@ -125,7 +125,10 @@ class ThreadPolicy:
     The policy keeps a moving average of the run time of each mode, runs the fastest, and now
     and then tries each other mode in a short burst (more rarely the worse it did; the first run
     of a burst only warms the mode up), so a session follows the machine as its load changes.
-    With one thread all modes are the same and nothing is tried.
+    A burst counts as its fastest run: a run slowed by a passing burst of other threads (another
+    runtime's pool spinning after its own run) says little about the mode, and a mode judged on
+    one is not tried again for a long time. With one thread all modes are the same and nothing
+    is tried.
     """
 
     ALPHA = 0.3  # weight of the newest run in a mode's moving average
@@ -141,6 +144,7 @@ class ThreadPolicy:
         self.runs = 0
         self.next_probe: dict[str, int] = {}
         self._burst: list[str] = []  # modes of the runs left in the current try
+        self._burst_best: float | None = None  # the fastest counted run of the current try
 
     def choose(self) -> str:
         if self.threads <= 1:  # intra_op_num_threads=1 holds oneDNN's primitives to one thread too
@@ -165,9 +169,15 @@ class ThreadPolicy:
         warm_up = len(self._burst) == self.BURST
         self._burst.pop(0)
         if not warm_up:
+            best = self._burst_best
+            self._burst_best = seconds if best is None else min(best, seconds)
+        if self._burst:
+            return
+        tried, self._burst_best = self._burst_best, None
+        if tried is not None:
             old = self.avg.get(mode)
-            self.avg[mode] = seconds if old is None else old + self.ALPHA * (seconds - old)
-        if self._burst or len(self.avg) < len(self.modes):
+            self.avg[mode] = tried if old is None else old + self.ALPHA * (tried - old)
+        if len(self.avg) < len(self.modes):
             return
         before, self.best = self.best, min(self.avg, key=self.avg.__getitem__)
         for m in self.modes:
