@@ -376,3 +376,43 @@ def test_concat_of_a_pooled_map_and_convolution_outputs_in_different_layouts() -
     assert_close(got[0], want[0])
     impls = [e[0].impl for o in gc.get_objects() if isinstance(o, ConcatKernel) for e in o._cache.values()]
     assert impls and not any(i.startswith("ref") for i in impls)
+
+
+@pytest.mark.parametrize(
+    ("shape", "beta", "bias", "outputs", "on_dnnl"),
+    [
+        ((2, 5, 48), True, True, ["y0"], True),
+        ((2, 5, 48), False, True, ["y0"], True),
+        ((7, 32), True, False, ["y0", "", "", "y3"], True),  # the sum as the fourth output
+        ((1, 4, 16), True, True, ["y0", "y1"], False),  # the mean: not on oneDNN
+    ],
+)
+def test_skip_layer_normalization(shape, beta, bias, outputs, on_dnnl) -> None:  # type: ignore[no-untyped-def]
+    from onnx import helper
+
+    from .conftest import CPU, DNNL, assert_close, graph_model, run_both, where
+
+    c = shape[-1]
+    feeds = {"x": rand(*shape), "skip": rand(*shape)}
+    inits = {"gamma": rand(c) + 1.0}
+    names = ["x", "skip", "gamma"]
+    if beta:
+        inits["beta"] = rand(c)
+    names.append("beta" if beta else "")
+    if bias:
+        inits["bias"] = rand(c)
+        names.append("bias")
+    node = helper.make_node("SkipLayerNormalization", names, outputs, domain="com.microsoft", epsilon=1e-5)
+    model = graph_model([node], feeds, [o for o in outputs if o], inits, ms=True)
+    got, want, sd = run_both(model, feeds)
+    assert len(got) == len([o for o in outputs if o])
+    for g, w in zip(got, want):
+        assert_close(g, w, 1e-4)
+    assert where(sd)["y0"] == (DNNL if on_dnnl else CPU)
+    # the same against float64 arithmetic
+    s = feeds["x"].astype(np.float64) + feeds["skip"] + (inits["bias"] if bias else 0)
+    y = (s - s.mean(-1, keepdims=True)) / np.sqrt(s.var(-1, keepdims=True) + 1e-5) * inits["gamma"]
+    y = y + (inits["beta"] if beta else 0)
+    assert_close(got[0], y.astype(np.float32), 1e-4)
+    if outputs[-1] == "y3":
+        assert_close(got[-1], s.astype(np.float32), 1e-6)

@@ -345,6 +345,71 @@ class LayerNormKernel(_Cached):
         return dst.reshape(shape)
 
 
+# The execute argument of the first post-op's second source (a binary post-op's operand).
+_ARG_POST_SRC = L.ARG_POST_OP_BASE | L.ARG_SRC_1
+
+
+class SkipLayerNormKernel(_Cached):
+    """com.microsoft SkipLayerNormalization: LayerNorm(input + skip (+ bias)) over the last axis.
+
+    One binary primitive adds the skip (and the bias, as a post-op), one layer normalization
+    primitive normalizes the sum; the sum is also the node's fourth output. The mean and inverse
+    standard deviation outputs are not produced (the provider claims nodes that use neither).
+    """
+
+    def __init__(self, epsilon: float) -> None:
+        super().__init__()
+        self.epsilon = float(epsilon)
+
+    def __call__(self, x: Any, skip: Any, gamma: Any, beta: Any = None, bias: Any = None) -> Any:
+        x, sk = _plain(x), _plain(skip)
+        shape = x.shape
+        cols = shape[-1] if shape else 0
+        if sk.shape != shape or x.size == 0:
+            from ..cpu.kernels.contrib import skip_layer_normalization
+
+            return skip_layer_normalization(x, sk, gamma, beta, bias, epsilon=self.epsilon)
+        rows = x.size // cols
+        md, vmd, cmd = plain_md((rows, cols)), plain_md((1, cols)), plain_md((cols,))
+        flags = L.USE_SCALE | (L.USE_SHIFT if beta is not None else 0)
+        has_bias = bias is not None
+
+        def build() -> tuple[Primitive, Primitive]:
+            attr = Attr()
+            if has_bias:
+                attr.binary(L.BINARY_ADD, vmd)
+            add = create("binary_primitive_desc_create", L.BINARY_ADD, md, md, md, attr)
+            norm = create(
+                "layer_normalization_forward_primitive_desc_create",
+                L.FORWARD_INFERENCE,
+                md,
+                md,
+                None,
+                self.epsilon,
+                flags,
+                Attr(),
+            )
+            return add, norm
+
+        add, norm = self.entry((md.key, has_bias, flags), build)
+        total = np.empty((rows, cols), np.float32)
+        args = [(L.ARG_SRC, md, x.reshape(rows, cols)), (L.ARG_SRC_1, md, sk.reshape(rows, cols))]
+        args.append((L.ARG_DST, md, total))
+        if has_bias:
+            args.append((_ARG_POST_SRC, vmd, _vector(bias, cols).reshape(1, cols)))
+        add.run(args)
+        y = np.empty((rows, cols), np.float32)
+        nargs = [(L.ARG_SRC, md, total), (L.ARG_DST, md, y), (L.ARG_SCALE, cmd, _vector(gamma, cols))]
+        if beta is not None:
+            nargs.append((L.ARG_SHIFT, cmd, _vector(beta, cols)))
+        norm.run(nargs)
+        return y.reshape(shape), None, None, total.reshape(shape)
+
+
+def _vector(v: Any, n: int) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(v, np.float32)).reshape(n)
+
+
 class MatMulKernel(_Cached):
     """MatMul / Gemm through oneDNN's matmul primitive.
 

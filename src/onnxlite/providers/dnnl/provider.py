@@ -50,6 +50,7 @@ from ._ops import (
     MatMulKernel,
     PoolKernel,
     ShuffleKernel,
+    SkipLayerNormKernel,
     SoftmaxKernel,
     identity,
 )
@@ -532,6 +533,28 @@ def _ln_ok(node: Node, graph: Graph, version: int) -> bool:
     return r is not None and r >= 1
 
 
+def _dims(graph: Graph, name: str) -> list[Any] | None:
+    """A value's dims (ints or symbolic names; None where unknown), or None without a shape."""
+    tp = graph.type_of(name) if name else None
+    if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
+        return None
+    return [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tp.tensor_type.shape.dim
+    ]
+
+
+def _skip_ln_ok(node: Node, graph: Graph, version: int) -> bool:
+    """Input and skip of one known shape (no broadcast) and 1-D parameters; the mean and
+    inverse standard deviation outputs unused (oneDNN's inference primitive has none)."""
+    ins = node.inputs
+    if len(ins) < 3 or any(o for o in node.outputs[1:3]) or not _f32_node(node, graph):
+        return False
+    xd, sd = _dims(graph, ins[0]), _dims(graph, ins[1])
+    if xd is None or not 2 <= len(xd) <= 3 or xd != sd or any(d is None for d in xd):
+        return False
+    return all(_rank(graph, n) == 1 for n in ins[2:5] if n)
+
+
 # A product whose constant weights have fewer elements than this is left to numpy: for such
 # small layers a oneDNN call costs more (about 14 us against 5 us for a 64x64 layer at batch 1).
 SMALL_WEIGHTS = 16384
@@ -698,6 +721,7 @@ _CHECKS: dict[tuple[str, str], Callable[[Node, Graph, int], bool]] = {
     ("", "Softmax"): _softmax_ok,
     ("", "LogSoftmax"): _softmax_ok,
     ("", "LayerNormalization"): _ln_ok,
+    (MS, "SkipLayerNormalization"): _skip_ln_ok,
     ("", "MatMul"): _matmul_ok,
     (MS, "FusedMatMul"): _fused_matmul_ok,
     ("", "Gemm"): _gemm_ok,
@@ -970,6 +994,9 @@ _BUILDERS: dict[tuple[str, str], Callable[[NodeInfo, _NodePlan], Callable[..., A
     ("", "Softmax"): _build_softmax,
     ("", "LogSoftmax"): _build_softmax,
     ("", "LayerNormalization"): _build_ln,
+    (MS, "SkipLayerNormalization"): lambda info, plan: SkipLayerNormKernel(
+        float(info.attrs.get("epsilon", 1e-12))
+    ),
     ("", "MatMul"): _build_matmul,
     (MS, "FusedMatMul"): _build_fused_matmul,
     ("", "Gemm"): _build_gemm,
