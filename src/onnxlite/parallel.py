@@ -43,7 +43,7 @@ def schedule(variant: Variant) -> Schedule:
         tuple(len(d) for d in deps),
         tuple(tuple(x) for x in dependents),
         uses,
-        frozenset(variant.fetch) | {NONE_SLOT},
+        frozenset(variant.fetch) | frozenset(variant.keep) | {NONE_SLOT},
     )
 
 

@@ -9,6 +9,7 @@ kept). The run loop knows no op names.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ class Variant:
     steps: tuple[tuple[Callable[..., Any], tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...]
     step_index: tuple[int, ...]  # index into Plan.steps, for error messages and profiling
     fetch: tuple[int, ...]
+    keep: tuple[int, ...] = ()  # slots besides the fetched ones that outlive the run
 
 
 class Terminated(RuntimeException):
@@ -69,8 +71,68 @@ def describe_values(values: Sequence[Any]) -> str:
     return ", ".join(parts)
 
 
+# Ops of shape arithmetic (deterministic, no subgraphs): a step of these whose inputs all derive
+# from the input shapes and constants gives the same values for the same input shapes.
+_SHAPE_OPS = frozenset(
+    (
+        *("Shape", "Size", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Reshape"),
+        *("Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Floor", "Ceil", "Sqrt", "Max", "Min"),
+        *("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or", "Where"),
+        *("ConstantOfShape", "Range", "Expand", "Tile", "Identity", "Transpose"),
+        *("ReduceProd", "ReduceSum", "ReduceMax", "ReduceMin"),
+    )
+)
+# Input-shape signatures whose shape values a plan keeps, and the largest value it keeps.
+SHAPE_SIGNATURES = 16
+SHAPE_VALUE_ELEMENTS = 1024
+
+
+# Ops whose output shapes follow from their input shapes and attributes alone, whatever the
+# input values; and those whose listed inputs' values set the output shape. Any other op (NonZero,
+# Unique, TopK with a computed k, control flow, ...) may give a shape the inputs' shapes do not fix.
+_SHAPE_FROM_SHAPES = frozenset(
+    (
+        *("Add", "Sub", "Mul", "Div", "Pow", "Mod", "Neg", "Abs", "Sqrt", "Exp", "Log", "Erf"),
+        *("Relu", "Sigmoid", "Tanh", "Gelu", "Softmax", "LogSoftmax", "Cast", "Identity", "Dropout"),
+        *("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or", "Where"),
+        *("IsNaN", "IsInf", "Floor", "Ceil", "Round", "Reciprocal", "Max", "Min", "Sum", "Clip"),
+        *("MatMul", "Gemm", "Conv", "Transpose", "Gather", "GatherElements", "Concat", "Flatten"),
+        *("LayerNormalization", "BatchNormalization", "Shape", "Size", "Einsum", "CumSum", "Trilu"),
+        *("MaxPool", "AveragePool", "GlobalAveragePool", "LeakyRelu", "Elu", "HardSigmoid"),
+        *("FusedConv", "FusedMatMul", "FusedGemm", "BiasGelu", "FastGelu", "SkipLayerNormalization"),
+        *("EmbedLayerNormalization", "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization"),
+        *("QuantizeLinear", "DequantizeLinear", "MatMulInteger", "DynamicQuantizeLinear"),
+        *("QLinearConv", "QLinearMatMul", "ConvInteger", "Attention", "Softplus", "HardSwish"),
+    )
+)
+_SHAPE_FROM_VALUES: dict[str, tuple[int, ...]] = {
+    "Reshape": (1,),
+    "Expand": (1,),
+    "Tile": (1,),
+    "ConstantOfShape": (0,),
+    "Range": (0, 1, 2),
+    "Slice": (1, 2, 3, 4),
+    "Squeeze": (1,),
+    "Unsqueeze": (1,),
+    "Split": (1,),
+    "Pad": (1, 3),
+    "ReduceSum": (1,),
+    "ReduceMean": (1,),
+    "ReduceMax": (1,),
+    "ReduceMin": (1,),
+    "ReduceProd": (1,),
+}
+
+
 class Plan:
-    """A compiled graph. Subgraphs (If/Loop/Scan bodies) are Plans too, reading outer values."""
+    """A compiled graph. Subgraphs (If/Loop/Scan bodies) are Plans too, reading outer values.
+
+    Steps that only compute shapes (``Shape`` of values whose shape the input shapes fix, and
+    shape arithmetic on that and constants: the Shape -> Gather -> Unsqueeze -> Concat chains
+    of exported transformers) are run once per input-shape signature: their results are kept
+    (for up to SHAPE_SIGNATURES signatures) and the next run with the same input shapes starts
+    from them, leaving those steps out.
+    """
 
     def __init__(
         self,
@@ -95,24 +157,31 @@ class Plan:
         self.output_names = [v.name for v in graph.outputs]
         # (node, provider name) for every node, compiled groups included (inspect, logging)
         self.assignment: list[tuple[Node, str]] = [(st.node, st.provider) for st in steps]
-        self._variants: dict[tuple[int, ...], Variant] = {}
+        self._variants: dict[tuple[Any, ...], Variant] = {}
         self._lock = threading.Lock()
         self.full = self.variant(tuple(slots[n] for n in self.output_names))
+        self._shape_values: OrderedDict[tuple[Any, ...], dict[int, Any]] = OrderedDict()
+        self._set_shape_steps(frozenset())
 
-    def variant(self, fetch: tuple[int, ...]) -> Variant:
-        v = self._variants.get(fetch)
+    def variant(
+        self, fetch: tuple[int, ...], skip: frozenset[int] = frozenset(), keep: tuple[int, ...] = ()
+    ) -> Variant:
+        """The steps computing ``fetch``; those in ``skip`` are left out (their outputs are put in
+        place before the run) and the ``keep`` slots are not freed."""
+        key = (fetch, skip, keep)
+        v = self._variants.get(key)
         if v is None:
             with self._lock:
-                v = self._variants.get(fetch) or self._build_variant(fetch)
-                self._variants[fetch] = v
+                v = self._variants.get(key) or self._build_variant(fetch, skip, keep)
+                self._variants[key] = v
         return v
 
-    def _build_variant(self, fetch: tuple[int, ...]) -> Variant:
+    def _build_variant(self, fetch: tuple[int, ...], skip: frozenset[int], kept: tuple[int, ...]) -> Variant:
         needed = set(fetch)
         keep: list[int] = []
         for idx in range(len(self.steps) - 1, -1, -1):
             st = self.steps[idx]
-            if needed.intersection(st.outs):
+            if idx not in skip and needed.intersection(st.outs):
                 keep.append(idx)
                 needed.update(st.ins)
         keep.reverse()
@@ -120,7 +189,7 @@ class Plan:
         for pos, idx in enumerate(keep):
             for s in self.steps[idx].ins:
                 last_use[s] = pos
-        keep_alive = set(fetch) | {NONE_SLOT}
+        keep_alive = set(fetch) | {NONE_SLOT} | set(kept)
         frees: list[list[int]] = [[] for _ in keep]
         for s, pos in last_use.items():
             if s not in keep_alive:
@@ -133,7 +202,88 @@ class Plan:
             (self.steps[idx].fn, self.steps[idx].ins, self.steps[idx].outs, tuple(sorted(set(fr))))
             for idx, fr in zip(keep, frees)
         )
-        return Variant(steps, tuple(keep), fetch)
+        return Variant(steps, tuple(keep), fetch, kept)
+
+    # -- shape values per input-shape signature ------------------------------------------------
+
+    def _set_shape_steps(self, banned: frozenset[int]) -> None:
+        """Find the shape-only steps (none in ``banned`` or fed by one) and the slots they hand
+        to other steps or return."""
+        fed = set(self.input_slots)
+        const = {i for i, v in enumerate(self.template) if v is not None and i not in fed}
+        # fixed: slots whose shape the input shapes fix; derived: slots whose value they fix
+        fixed = fed | const | {NONE_SLOT}
+        derived: set[int] = set()
+        shape_steps = []
+        for idx, st in enumerate(self.steps):
+            node, op = st.node, st.node.op_type
+            plain = not node.graphs() and len(st.ins) == len(node.inputs)
+            if plain and all(i in fixed for i in st.ins):
+                by_value = [st.ins[k] for k in _SHAPE_FROM_VALUES.get(op, ()) if k < len(st.ins)]
+                if op in _SHAPE_FROM_SHAPES or (
+                    op in _SHAPE_FROM_VALUES
+                    and all(i in derived or i in const or i == NONE_SLOT for i in by_value)
+                ):
+                    fixed.update(st.outs)
+            if idx in banned or not plain or node.domain not in ("", "ai.onnx") or op not in _SHAPE_OPS:
+                continue
+            if op in ("Shape", "Size"):
+                ok = bool(st.ins) and st.ins[0] in fixed
+            else:
+                ok = all(i in derived or i in const or i == NONE_SLOT for i in st.ins) and any(
+                    i in derived for i in st.ins
+                )
+            if ok:
+                shape_steps.append(idx)
+                derived.update(st.outs)
+        chosen = set(shape_steps)
+        boundary = {o for o in self.full.fetch if o in derived}
+        for idx, st in enumerate(self.steps):
+            if idx not in chosen:
+                boundary.update(i for i in st.ins if i in derived)
+        self._banned = banned
+        self.shape_steps = frozenset(chosen)
+        self._boundary = tuple(sorted(boundary))
+        self._shape_values.clear()
+
+    def specialize(self, variant: Variant, vals: list[Any]) -> tuple[Variant, Any]:
+        """The variant to run for the inputs in ``vals``: without the shape-only steps when their
+        values for these input shapes are known (put into ``vals``), else one that keeps them
+        for :meth:`remember`; and the signature to remember them under (None on a hit)."""
+        if not self.shape_steps:
+            return variant, None
+        sig = tuple(
+            (getattr(vals[s], "shape", None), str(getattr(vals[s], "dtype", type(vals[s]))))
+            for s in self.input_slots
+        )
+        with self._lock:
+            hit = self._shape_values.get(sig)
+            if hit is not None:
+                self._shape_values.move_to_end(sig)
+        if hit is not None:
+            for s, v in hit.items():
+                vals[s] = v
+            return self.variant(variant.fetch, self.shape_steps), None
+        return self.variant(variant.fetch, frozenset(), self._boundary), sig
+
+    def remember(self, sig: Any, vals: list[Any]) -> None:
+        """Keep the shape-only steps' results of a run made with :meth:`specialize`'s variant."""
+        values = {s: vals[s] for s in self._boundary}
+        if any(v is None for v in values.values()):
+            return  # a run for some outputs only: not every value was computed
+        large = {
+            s for s, v in values.items() if not isinstance(v, np.ndarray) or v.size > SHAPE_VALUE_ELEMENTS
+        }
+        with self._lock:
+            if large:
+                # values too large to keep (an expanded mask, say): their steps run every time
+                bad = {i for i in self.shape_steps if large.intersection(self.steps[i].outs)}
+                self._set_shape_steps(self._banned | bad)
+                return
+            # copies: a value may also be a returned output, which the caller may change
+            self._shape_values[sig] = {s: freeze(v.copy()) for s, v in values.items()}
+            while len(self._shape_values) > SHAPE_SIGNATURES:
+                self._shape_values.popitem(last=False)
 
     def execute(self, vals: list[Any], variant: Variant, terminate: Any = None) -> list[Any]:
         """Run the variant's steps over ``vals`` (filled with inputs); returns the fetched values."""

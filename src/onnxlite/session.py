@@ -394,16 +394,20 @@ class InferenceSession:
     def _execute(self, vals: list[Any], variant: Any, run_options: RunOptions | None) -> list[Any]:
         """Run a prepared variant (profiled, parallel or plain) under the session's thread settings."""
         policy = self._threads
+        plan = self._plan
+        variant, signature = plan.specialize(variant, vals)
         mode = policy.choose()
         t0 = time.perf_counter()
         with RunThreads(policy.threads, mode):
             if self._profiler is not None:
-                out = self._profiler.run(self._plan, vals, variant)
+                out = self._profiler.run(plan, vals, variant)
             elif self._executor is not None:
-                out = self._executor.execute(self._plan, vals, variant, run_options)
+                out = self._executor.execute(plan, vals, variant, run_options)
             else:
-                out = self._plan.execute(vals, variant, run_options)
+                out = plan.execute(vals, variant, run_options)
         policy.record(mode, time.perf_counter() - t0)
+        if signature is not None:
+            plan.remember(signature, vals)
         return out
 
     def run_with_ort_values(
