@@ -99,16 +99,24 @@ def _pool2d_rows(x, r_buf, acc_buf, k, s, d, out, combine):
         flat = x.reshape(-1)
         size = flat.size - (k0 - 1) * d0 * wp
         r = r_buf[:size]
-        np.copyto(r, flat[:size])
-        for i in range(1, k0):
-            combine(r, flat[i * d0 * wp : i * d0 * wp + size], out=r)
+        taps = [flat[i * d0 * wp : i * d0 * wp + size] for i in range(k0)]
+        if k0 == 1:
+            np.copyto(r, taps[0])
+        else:  # the first two taps straight into the buffer: no copy pass
+            combine(taps[0], taps[1], out=r)
+        for t in taps[2:]:
+            combine(r, t, out=r)
         map_stride = hp * wp
     else:
         # strided rows: a view of whole rows (contiguous runs of Wp), combined row by row
         r3 = r_buf[: cc * ho * wp].reshape(cc, ho, wp)
-        np.copyto(r3, x[:, : (ho - 1) * s0 + 1 : s0])
-        for i in range(1, k0):
-            combine(r3, x[:, i * d0 : i * d0 + (ho - 1) * s0 + 1 : s0], out=r3)
+        rows = [x[:, i * d0 : i * d0 + (ho - 1) * s0 + 1 : s0] for i in range(k0)]
+        if k0 == 1:
+            np.copyto(r3, rows[0])
+        else:
+            combine(rows[0], rows[1], out=r3)
+        for t in rows[2:]:
+            combine(r3, t, out=r3)
         r = r3.reshape(-1)
         map_stride = ho * wp
         s0 = 1
