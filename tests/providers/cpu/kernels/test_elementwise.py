@@ -250,6 +250,28 @@ def test_where():
     check_node("Where", {"c": c, "x": np.array(["a", "b"], object), "y": np.array(["z"], object)})
 
 
+@pytest.mark.parametrize(
+    ("c_shape", "x_shape", "y_shape"),
+    [
+        ((2, 3, 4), (1,), (2, 3, 4)),  # a scalar where the condition holds: masked copy into y
+        ((2, 3, 4), (2, 3, 4), (1,)),  # the full operand first: masked copy of the other
+        ((1, 3, 1), (2, 3, 4), (2, 1, 4)),
+        ((2, 3, 4), (3, 1), (4,)),  # neither operand is full-shape: np.where
+    ],
+)
+def test_where_broadcasts(c_shape, x_shape, y_shape):
+    rng = np.random.default_rng(4)
+    c = rng.random(c_shape) < 0.4
+    for dt in (np.float32, np.int64, np.bool_):
+        x = (rng.standard_normal(x_shape) * 5).astype(dt)
+        y = (rng.standard_normal(y_shape) * 5).astype(dt)
+        (got,) = run_onnxlite(node_model("Where", {"c": c, "x": x, "y": y}), {"c": c, "x": x, "y": y})
+        want = np.where(c, x, y)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+        assert got is not x and got is not y
+
+
 def test_clip_attributes_opset6():
     x = np.linspace(-3, 3, 13).astype(np.float32)
     check_node("Clip", {"x": x}, {"min": -1.0, "max": 2.0}, opset=6)
