@@ -26,8 +26,12 @@ def _model(nodes, outputs, inits=None, x_shape=(2, 3, 5, 5)):  # type: ignore[no
 
 
 def _in_place(sess: ort.InferenceSession) -> list[str]:
-    names = [(st.node.op_type, getattr(st.fn, "__qualname__", "")) for st in sess._plan.steps]
-    return [op for op, q in names if q.split(".")[0] in ("_unary", "_binary")]
+    names = [
+        (st.node.op_type, getattr(st.fn, "__qualname__", ""), getattr(st.fn, "__module__", ""))
+        for st in sess._plan.steps
+    ]
+    variants = ("_unary", "_binary", "_where_into_y")
+    return [op for op, q, mod in names if mod.endswith("cpu.inplace") and q.split(".")[0] in variants]
 
 
 def _both(model, feeds):  # type: ignore[no-untyped-def]
@@ -113,3 +117,17 @@ def test_relu_of_a_strided_view_and_the_shared_zeros_stay_intact() -> None:
     np.testing.assert_array_equal(x[:, ::2], want)
     z = zeros_view(1 << 21, np.dtype(np.float32))
     assert not z.flags.writeable and not z.any()
+
+
+def test_where_writes_into_a_fresh_full_shape_y() -> None:
+    nodes = [
+        mk("Relu", ["x"], ["n"]),
+        mk("Less", ["x", "zero"], ["c"]),
+        mk("Where", ["c", "k", "n"], ["y"]),  # n: fresh, read only here
+        mk("Where", ["c", "n2", "k"], ["y2"]),  # y is the scalar: no room in place
+        mk("Relu", ["x"], ["n2"]),
+    ]
+    nodes = [nodes[0], nodes[1], nodes[2], nodes[4], nodes[3]]
+    inits = {"zero": np.zeros(1, np.float32), "k": np.full((1,), 7.0, np.float32)}
+    m = _model(nodes, ["y", "y2"], inits)
+    assert _in_place(_both(m, X)) == ["Where"]

@@ -91,6 +91,27 @@ def _binary(ufunc: Any, pos: int, fallback: Callable[..., Any]) -> Callable[...,
     return run
 
 
+def _where_into_y(fallback: Callable[..., Any]) -> Callable[..., Any]:
+    """Where(c, x, y) written into y where y has the result's shape and dtype."""
+
+    def run(c, x, y):
+        if (
+            isinstance(y, np.ndarray)
+            and y.flags.writeable
+            and y.dtype.kind in "biufc"
+            and isinstance(x, np.ndarray)
+            and x.dtype == y.dtype
+            and isinstance(c, np.ndarray)
+            and c.dtype == np.bool_
+            and np.broadcast_shapes(c.shape, x.shape, y.shape) == y.shape
+        ):
+            np.copyto(y, x, where=c)
+            return y
+        return fallback(c, x, y)
+
+    return run
+
+
 def inplace_variant(
     op_type: str, domain: str, attrs: dict[str, Any], owned: tuple[bool, ...], fn: Callable[..., Any]
 ) -> Callable[..., Any] | None:
@@ -102,6 +123,8 @@ def inplace_variant(
         return None
     if op_type in _UNARY and owned[:1] == (True,):
         return _unary(_UNARY[op_type], fn)
+    if op_type == "Where" and len(owned) == 3 and owned[2]:
+        return _where_into_y(fn)
     if op_type in _BINARY and len(owned) == 2:
         for pos in (0, 1):
             if owned[pos]:
