@@ -131,3 +131,26 @@ def test_large_shape_values_are_recomputed(monkeypatch) -> None:  # type: ignore
     # 3x4 ones is over the limit: ConstantOfShape runs every time, Shape's result is kept
     assert [s._plan.steps[i].node.op_type for i in s._plan.shape_steps] == ["Shape"]
     assert len(s._plan._shape_values) == 2
+
+
+def test_shape_values_from_several_threads(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Runs on several threads, with shapes alternating and the kept set narrowing on the way
+    (a value over the limit), all give the right results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(plan_mod, "SHAPE_VALUE_ELEMENTS", 2)  # the 3-element shape goes
+    s = ort.InferenceSession(_flatten_last_two(), _no_opt(), providers=["CPUExecutionProvider"])
+    shapes = [(2, 3, 4), (5, 1, 7), (1, 2, 2), (3, 3, 3)]
+
+    def work(k: int) -> None:
+        rng = np.random.default_rng(k)
+        for i in range(40):
+            shape = shapes[(i + k) % len(shapes)]
+            x = rng.standard_normal(shape).astype(np.float32)
+            y, z = s.run(None, {"x": x})
+            np.testing.assert_array_equal(y, np.maximum(x, 0).reshape(shape[0], -1))
+            np.testing.assert_array_equal(z, shape)
+
+    with ThreadPoolExecutor(4) as pool:
+        for f in [pool.submit(work, k) for k in range(4)]:
+            f.result()

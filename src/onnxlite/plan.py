@@ -160,7 +160,9 @@ class Plan:
         self._variants: dict[tuple[Any, ...], Variant] = {}
         self._lock = threading.Lock()
         self.full = self.variant(tuple(slots[n] for n in self.output_names))
-        self._shape_values: OrderedDict[tuple[Any, ...], dict[int, Any]] = OrderedDict()
+        self._shape_values: OrderedDict[tuple[Any, ...], tuple[frozenset[int], dict[int, Any]]] = (
+            OrderedDict()
+        )
         self._set_shape_steps(frozenset())
 
     def variant(
@@ -249,39 +251,47 @@ class Plan:
     def specialize(self, variant: Variant, vals: list[Any]) -> tuple[Variant, Any]:
         """The variant to run for the inputs in ``vals``: without the shape-only steps when their
         values for these input shapes are known (put into ``vals``), else one that keeps them
-        for :meth:`remember`; and the signature to remember them under (None on a hit)."""
-        if not self.shape_steps:
-            return variant, None
-        sig = tuple(
-            (getattr(vals[s], "shape", None), str(getattr(vals[s], "dtype", type(vals[s]))))
-            for s in self.input_slots
-        )
+        for :meth:`remember`; and what to hand :meth:`remember` after the run (None on a hit).
+
+        A kept entry carries the set of steps it stands for, so a run on another thread that
+        narrows the set meanwhile cannot leave out a step whose result it lacks."""
         with self._lock:
+            steps, boundary = self.shape_steps, self._boundary
+            if not steps:
+                return variant, None
+            sig = tuple(
+                (getattr(vals[s], "shape", None), str(getattr(vals[s], "dtype", type(vals[s]))))
+                for s in self.input_slots
+            )
             hit = self._shape_values.get(sig)
             if hit is not None:
                 self._shape_values.move_to_end(sig)
         if hit is not None:
-            for s, v in hit.items():
+            skip, values = hit
+            for s, v in values.items():
                 vals[s] = v
-            return self.variant(variant.fetch, self.shape_steps), None
-        return self.variant(variant.fetch, frozenset(), self._boundary), sig
+            return self.variant(variant.fetch, skip), None
+        return self.variant(variant.fetch, frozenset(), boundary), (sig, steps, boundary)
 
-    def remember(self, sig: Any, vals: list[Any]) -> None:
+    def remember(self, token: Any, vals: list[Any]) -> None:
         """Keep the shape-only steps' results of a run made with :meth:`specialize`'s variant."""
-        values = {s: vals[s] for s in self._boundary}
+        sig, steps, boundary = token
+        values = {s: vals[s] for s in boundary}
         if any(v is None for v in values.values()):
             return  # a run for some outputs only: not every value was computed
         large = {
             s for s, v in values.items() if not isinstance(v, np.ndarray) or v.size > SHAPE_VALUE_ELEMENTS
         }
         with self._lock:
+            if steps is not self.shape_steps:
+                return  # the set changed since this run started
             if large:
                 # values too large to keep (an expanded mask, say): their steps run every time
-                bad = {i for i in self.shape_steps if large.intersection(self.steps[i].outs)}
+                bad = {i for i in steps if large.intersection(self.steps[i].outs)}
                 self._set_shape_steps(self._banned | bad)
                 return
             # copies: a value may also be a returned output, which the caller may change
-            self._shape_values[sig] = {s: freeze(v.copy()) for s, v in values.items()}
+            self._shape_values[sig] = (steps, {s: freeze(v.copy()) for s, v in values.items()})
             while len(self._shape_values) > SHAPE_SIGNATURES:
                 self._shape_values.popitem(last=False)
 
