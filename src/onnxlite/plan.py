@@ -255,6 +255,8 @@ class Plan:
 
         A kept entry carries the set of steps it stands for, so a run on another thread that
         narrows the set meanwhile cannot leave out a step whose result it lacks."""
+        if not self.shape_steps:  # no lock: the set only ever shrinks
+            return variant, None
         with self._lock:
             steps, boundary = self.shape_steps, self._boundary
             if not steps:

@@ -302,6 +302,20 @@ class SoftmaxKernel(_Cached):
         return dst.reshape(shape)
 
 
+def _layer_norm(md: MD, epsilon: float, flags: int) -> Primitive:
+    """oneDNN's inference layer normalization over the rows of ``md``."""
+    return create(
+        "layer_normalization_forward_primitive_desc_create",
+        L.FORWARD_INFERENCE,
+        md,
+        md,
+        None,
+        epsilon,
+        flags,
+        Attr(),
+    )
+
+
 class LayerNormKernel(_Cached):
     """LayerNormalization over the trailing dims from ``axis`` (flattened to one)."""
 
@@ -323,19 +337,7 @@ class LayerNormKernel(_Cached):
             b = np.ascontiguousarray(np.broadcast_to(np.asarray(bias, np.float32), shape[ax:]).reshape(cols))
             flags |= L.USE_SHIFT
         md = plain_md((rows, cols))
-        prim = self.entry(
-            (md.key, flags),
-            lambda: create(
-                "layer_normalization_forward_primitive_desc_create",
-                L.FORWARD_INFERENCE,
-                md,
-                md,
-                None,
-                self.epsilon,
-                flags,
-                Attr(),
-            ),
-        )
+        prim = self.entry((md.key, flags), lambda: _layer_norm(md, self.epsilon, flags))
         dst = np.empty((rows, cols), np.float32)
         cmd = plain_md((cols,))
         args = [(L.ARG_SRC, md, x.reshape(rows, cols)), (L.ARG_DST, md, dst), (L.ARG_SCALE, cmd, s)]
@@ -379,17 +381,7 @@ class SkipLayerNormKernel(_Cached):
             if has_bias:
                 attr.binary(L.BINARY_ADD, vmd)
             add = create("binary_primitive_desc_create", L.BINARY_ADD, md, md, md, attr)
-            norm = create(
-                "layer_normalization_forward_primitive_desc_create",
-                L.FORWARD_INFERENCE,
-                md,
-                md,
-                None,
-                self.epsilon,
-                flags,
-                Attr(),
-            )
-            return add, norm
+            return add, _layer_norm(md, self.epsilon, flags)
 
         add, norm = self.entry((md.key, has_bias, flags), build)
         total = np.empty((rows, cols), np.float32)
