@@ -19,6 +19,7 @@ import numpy as np
 from .errors import Fail, OnnxliteError, RuntimeException
 from .ir.graph import Graph, Node
 from .providers.registry import NodeInfo
+from .shape_steps import shape_only_steps
 
 NONE_SLOT = 0  # always None: missing optional inputs
 SINK_SLOT = 1  # receives skipped optional outputs ('' names)
@@ -71,57 +72,9 @@ def describe_values(values: Sequence[Any]) -> str:
     return ", ".join(parts)
 
 
-# Ops of shape arithmetic (deterministic, no subgraphs): a step of these whose inputs all derive
-# from the input shapes and constants gives the same values for the same input shapes.
-_SHAPE_OPS = frozenset(
-    (
-        *("Shape", "Size", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Reshape"),
-        *("Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Floor", "Ceil", "Sqrt", "Max", "Min"),
-        *("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or", "Where"),
-        *("ConstantOfShape", "Range", "Expand", "Tile", "Identity", "Transpose"),
-        *("ReduceProd", "ReduceSum", "ReduceMax", "ReduceMin"),
-    )
-)
 # Input-shape signatures whose shape values a plan keeps, and the largest value it keeps.
 SHAPE_SIGNATURES = 16
 SHAPE_VALUE_ELEMENTS = 1024
-
-
-# Ops whose output shapes follow from their input shapes and attributes alone, whatever the
-# input values; and those whose listed inputs' values set the output shape. Any other op (NonZero,
-# Unique, TopK with a computed k, control flow, ...) may give a shape the inputs' shapes do not fix.
-_SHAPE_FROM_SHAPES = frozenset(
-    (
-        *("Add", "Sub", "Mul", "Div", "Pow", "Mod", "Neg", "Abs", "Sqrt", "Exp", "Log", "Erf"),
-        *("Relu", "Sigmoid", "Tanh", "Gelu", "Softmax", "LogSoftmax", "Cast", "Identity", "Dropout"),
-        *("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or", "Where"),
-        *("IsNaN", "IsInf", "Floor", "Ceil", "Round", "Reciprocal", "Max", "Min", "Sum", "Clip"),
-        *("MatMul", "Gemm", "Conv", "Transpose", "Gather", "GatherElements", "Concat", "Flatten"),
-        *("LayerNormalization", "BatchNormalization", "Shape", "Size", "Einsum", "CumSum", "Trilu"),
-        *("MaxPool", "AveragePool", "GlobalAveragePool", "LeakyRelu", "Elu", "HardSigmoid"),
-        *("FusedConv", "FusedMatMul", "FusedGemm", "BiasGelu", "FastGelu", "SkipLayerNormalization"),
-        *("EmbedLayerNormalization", "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization"),
-        *("QuantizeLinear", "DequantizeLinear", "MatMulInteger", "DynamicQuantizeLinear"),
-        *("QLinearConv", "QLinearMatMul", "ConvInteger", "Attention", "Softplus", "HardSwish"),
-    )
-)
-_SHAPE_FROM_VALUES: dict[str, tuple[int, ...]] = {
-    "Reshape": (1,),
-    "Expand": (1,),
-    "Tile": (1,),
-    "ConstantOfShape": (0,),
-    "Range": (0, 1, 2),
-    "Slice": (1, 2, 3, 4),
-    "Squeeze": (1,),
-    "Unsqueeze": (1,),
-    "Split": (1,),
-    "Pad": (1, 3),
-    "ReduceSum": (1,),
-    "ReduceMean": (1,),
-    "ReduceMax": (1,),
-    "ReduceMin": (1,),
-    "ReduceProd": (1,),
-}
 
 
 class Plan:
@@ -213,39 +166,10 @@ class Plan:
         to other steps or return."""
         fed = set(self.input_slots)
         const = {i for i, v in enumerate(self.template) if v is not None and i not in fed}
-        # fixed: slots whose shape the input shapes fix; derived: slots whose value they fix
-        fixed = fed | const | {NONE_SLOT}
-        derived: set[int] = set()
-        shape_steps = []
-        for idx, st in enumerate(self.steps):
-            node, op = st.node, st.node.op_type
-            plain = not node.graphs() and len(st.ins) == len(node.inputs)
-            if plain and all(i in fixed for i in st.ins):
-                by_value = [st.ins[k] for k in _SHAPE_FROM_VALUES.get(op, ()) if k < len(st.ins)]
-                if op in _SHAPE_FROM_SHAPES or (
-                    op in _SHAPE_FROM_VALUES
-                    and all(i in derived or i in const or i == NONE_SLOT for i in by_value)
-                ):
-                    fixed.update(st.outs)
-            if idx in banned or not plain or node.domain not in ("", "ai.onnx") or op not in _SHAPE_OPS:
-                continue
-            if op in ("Shape", "Size"):
-                ok = bool(st.ins) and st.ins[0] in fixed
-            else:
-                ok = all(i in derived or i in const or i == NONE_SLOT for i in st.ins) and any(
-                    i in derived for i in st.ins
-                )
-            if ok:
-                shape_steps.append(idx)
-                derived.update(st.outs)
-        chosen = set(shape_steps)
-        boundary = {o for o in self.full.fetch if o in derived}
-        for idx, st in enumerate(self.steps):
-            if idx not in chosen:
-                boundary.update(i for i in st.ins if i in derived)
+        chosen, boundary = shape_only_steps(self.steps, fed, const, self.full.fetch, banned, NONE_SLOT)
         self._banned = banned
-        self.shape_steps = frozenset(chosen)
-        self._boundary = tuple(sorted(boundary))
+        self.shape_steps = chosen
+        self._boundary = boundary
         self._shape_values.clear()
 
     def specialize(self, variant: Variant, vals: list[Any]) -> tuple[Variant, Any]:
