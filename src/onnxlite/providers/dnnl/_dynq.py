@@ -16,6 +16,7 @@ chains whose intermediate values have that single consumer and never leave the p
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -86,9 +87,9 @@ def match(
         return None
     k = mul.inputs.index(cast.outputs[0])
     s_shape = static_shape(graph.type_of(mul.inputs[1 - k]))
-    if s_shape is None or int(np.prod(s_shape)) not in (1, n) or (s_shape and s_shape[-1] not in (1, n)):
+    if s_shape is None or math.prod(s_shape) not in (1, n) or (s_shape and s_shape[-1] not in (1, n)):
         return None
-    if len(s_shape) > 1 and int(np.prod(s_shape[:-1])) != 1:
+    if len(s_shape) > 1 and math.prod(s_shape[:-1]) != 1:
         return None
     ta = graph.type_of(mul.inputs[1 - k])
     if ta is None or ta.tensor_type.elem_type != FLOAT:
@@ -172,7 +173,7 @@ class DynQuantMatMul:
         k, n = d.b.shape
         if a.ndim < 2 or a.shape[-1] != k:
             raise ValueError(f"MatMulInteger shapes {list(a.shape)} and {[k, n]} do not match")
-        m = int(np.prod(a.shape[:-1]))
+        m = math.prod(a.shape[:-1])
         sc = np.ascontiguousarray(np.asarray(scale, np.float32).reshape(-1))
         per_n = sc.size > 1
         if m == 0:
@@ -320,7 +321,7 @@ class QuantizeKernel:
         dt = self.out_dtype if zp is None else np.asarray(zp).dtype
         if isinstance(x, DnnlTensor):
             md = x.md
-            dense = not md.key[4] and md.nbytes == 4 * int(np.prod(md.shape))
+            dense = not md.key[4] and md.nbytes == 4 * math.prod(md.shape)
             if not dense:
                 x = to_plain(x)
             else:

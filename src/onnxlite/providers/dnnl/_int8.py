@@ -9,6 +9,7 @@ must be zero (oneDNN has none for convolution weights); the provider declines ot
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -205,7 +206,7 @@ class IntMatMulKernel(_IntKernel):
         k, n = np.shape(b)
         if a.ndim < 2 or a.shape[-1] != k:
             raise ValueError(f"shapes {list(a.shape)} and {[k, n]} do not match")
-        m = int(np.prod(a.shape[:-1]))
+        m = math.prod(a.shape[:-1])
         bs_v = _vec(bs, np.float32) if self.quant else None
         per_n = bs_v is not None and bs_v.size > 1
         ydt = (

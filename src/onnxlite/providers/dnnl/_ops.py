@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from ._prim import (
     result,
     same_array,
     source,
+    to_plain,
 )
 
 F32_MAX = float(np.finfo(np.float32).max)
@@ -130,7 +132,7 @@ def _channels_last_rows(md: MD) -> int | None:
         return None
     if tuple(strides) != channels_last_strides(shape):
         return None
-    return int(np.prod(shape)) // shape[1] or None
+    return math.prod(shape) // shape[1] or None
 
 
 class ClipKernel(EltwiseKernel):
@@ -263,6 +265,9 @@ class BatchNormKernel(_Cached):
 
 
 def _plain(x: Any) -> np.ndarray:
+    if type(x) is DnnlTensor:  # straight to the reorder: numpy's __array__ protocol costs ~10 us
+        a = to_plain(x)
+        return a if a.dtype == np.float32 else a.astype(np.float32)
     return np.ascontiguousarray(np.asarray(x), dtype=np.float32)
 
 
@@ -278,7 +283,7 @@ class SoftmaxKernel(_Cached):
         shape = x.shape
         ax = self.axis + x.ndim if self.axis < 0 else self.axis
         if self.coerce_2d:
-            x2 = x.reshape(int(np.prod(shape[:ax])), int(np.prod(shape[ax:])))
+            x2 = x.reshape(math.prod(shape[:ax]), math.prod(shape[ax:]))
             ax = 1
         else:
             x2 = x
@@ -327,7 +332,7 @@ class LayerNormKernel(_Cached):
         x = _plain(x)
         shape = x.shape
         ax = self.axis + x.ndim if self.axis < 0 else self.axis
-        rows, cols = int(np.prod(shape[:ax])), int(np.prod(shape[ax:]))
+        rows, cols = math.prod(shape[:ax]), math.prod(shape[ax:])
         if rows * cols == 0:
             return np.empty(shape, np.float32)
         s = np.broadcast_to(np.asarray(scale, np.float32), shape[ax:]).reshape(cols)
@@ -465,7 +470,7 @@ class MatMulKernel(_Cached):
 
     def _build_const(self, a_shape: tuple[int, ...], w_md: MD, bshape: Any) -> Any:
         k, n = w_md.shape
-        m = a_shape[1] if self.trans_a else int(np.prod(a_shape[:-1]))
+        m = a_shape[1] if self.trans_a else math.prod(a_shape[:-1])
         amd = MD.plain((m, k), strides=(1, m)) if self.trans_a else plain_md((m, k))
         b_md = plain_md(bshape) if bshape is not None else None
         dst_md = plain_md((m, n))
@@ -508,7 +513,7 @@ class MatMulKernel(_Cached):
         if a.shape[0 if self.trans_a else -1] != k or a.ndim < (2 if self.trans_a else 1):
             raise ValueError(f"MatMul/Gemm shapes {list(a.shape)} and {[k, n]} do not match")
         if a.size == 0:
-            m = a.shape[1] if self.trans_a else int(np.prod(a.shape[:-1]))
+            m = a.shape[1] if self.trans_a else math.prod(a.shape[:-1])
             out = np.zeros((m, n), np.float32) + (0 if bias is None else bias)
             return out if self.trans_a else out.reshape(*a.shape[:-1], n)
         bshape = None if bias is None else bias.shape

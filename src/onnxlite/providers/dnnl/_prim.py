@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import threading
 from ctypes import byref, c_int, c_int32, c_int64, c_void_p
 from typing import Any
@@ -112,7 +113,7 @@ def channels_last_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def plain_key(shape: tuple[int, ...], dt: int) -> tuple[Any, ...]:
-    size = int(np.prod(shape, dtype=np.int64)) * _ITEMSIZE.get(dt, 0)
+    size = math.prod(shape) * _ITEMSIZE.get(dt, 0)
     return (tuple(int(s) for s in shape), dt, 2, tuple(_contiguous(shape)), (), size)
 
 
@@ -234,10 +235,10 @@ def _work_us(pd: c_void_p, what: str) -> float:
     t = sum(m.nbytes for m in mds if m is not None) / _CORE_BYTES_PER_US
     if wei is not None and dst is not None and ("convolution" in what or "matmul" in what):
         out_ch = dst.shape[1] if "convolution" in what else dst.shape[-1]
-        dst_n = float(np.prod(dst.shape))
-        per_out = float(np.prod(wei.shape)) / max(out_ch, 1)
+        dst_n = float(math.prod(dst.shape))
+        per_out = float(math.prod(wei.shape)) / max(out_ch, 1)
         if "matmul" in what and len(wei.shape) > 2:
-            per_out /= float(np.prod(wei.shape[:-2]))
+            per_out /= float(math.prod(wei.shape[:-2]))
         t = max(t, 2.0 * dst_n * per_out / _CORE_FLOPS_PER_US)
     return t
 
@@ -468,7 +469,7 @@ class DnnlTensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.md.shape))
+        return math.prod(self.md.shape)
 
     def numpy(self) -> np.ndarray:
         return to_plain(self)
