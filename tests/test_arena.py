@@ -71,3 +71,18 @@ def test_large_buffers_come_from_the_heap():
     a.fill(1.0)
     assert _mapped_blocks() == mapped
     del a
+
+
+def test_a_users_malloc_settings_are_left_alone(monkeypatch):
+    calls = []
+
+    class FakeLibc:
+        gnu_get_libc_version = object()
+
+        def mallopt(self, *a):  # pragma: no cover - must not be called
+            calls.append(a)
+            return 1
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    monkeypatch.setattr(arena.ctypes, "CDLL", lambda *a, **k: FakeLibc())
+    assert arena._configure() is False and calls == []

@@ -10,12 +10,14 @@ With ``SessionOptions.enable_cpu_mem_arena`` (on by default, as in onnxruntime) 
 asks glibc (``mallopt``) to serve blocks up to 64 MiB from its heap and to keep freed heap memory,
 so the pages stay mapped from run to run. The setting is the process's: it holds for every later
 session and stays after the sessions are gone (peak memory is unchanged; memory freed after the
-peak is not handed back). With another C library nothing is changed.
+peak is not handed back). With another C library, or where the environment sets glibc's
+MALLOC_* tunables itself, nothing is changed.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 import threading
 
@@ -28,8 +30,12 @@ _lock = threading.Lock()
 _state: list[bool] = []  # [result] once tried
 
 
+# glibc's own environment settings of the same knobs: a user's choice is left alone
+_USER_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+
+
 def _configure() -> bool:
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or any(v in os.environ for v in _USER_VARS):
         return False
     try:
         libc = ctypes.CDLL(None)
