@@ -17,6 +17,7 @@ from .attention_fusion import AttentionFusion
 from .base import Pass, PassContext, PatternPass
 from .bias_gelu_fusion import BiasGeluFusion
 from .bn_mul_add_fold import BnMulAddFold
+from .bn_relu_conv_fold import BnReluConvFold
 from .constant_folding import ConstantFolding
 from .conv_add_fusion import ConvAddFusion
 from .conv_bn_fold import ConvBnFold
@@ -45,6 +46,7 @@ ALL_PASSES: dict[str, Pass] = {
         ConvBnFold(),
         ConvMulAddFold(),
         BnMulAddFold(),
+        BnReluConvFold(),
         MatMulAddToGemm(),
         GeluFusion(),
         LayerNormFusion(),
@@ -67,6 +69,7 @@ _BASIC = [
     "conv_bn_fold",
     "conv_mul_add_fold",
     "bn_mul_add_fold",
+    "bn_relu_conv_fold",
     "matmul_add_to_gemm",
     "gelu_fusion",
     "layernorm_fusion",
