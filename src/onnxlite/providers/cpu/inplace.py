@@ -91,18 +91,26 @@ def _binary(ufunc: Any, pos: int, fallback: Callable[..., Any]) -> Callable[...,
     return run
 
 
+def where_by_masked_copy(c: Any, x: Any, y: Any) -> bool:
+    """Whether Where(c, x, y) may be a masked copy (np.copyto with where=): numeric arrays of one
+    dtype and a bool condition."""
+    return (
+        isinstance(x, np.ndarray)
+        and isinstance(y, np.ndarray)
+        and isinstance(c, np.ndarray)
+        and x.dtype == y.dtype
+        and x.dtype.kind in "biufc"
+        and c.dtype == np.bool_
+    )
+
+
 def _where_into_y(fallback: Callable[..., Any]) -> Callable[..., Any]:
     """Where(c, x, y) written into y where y has the result's shape and dtype."""
 
     def run(c, x, y):
         if (
-            isinstance(y, np.ndarray)
+            where_by_masked_copy(c, x, y)
             and y.flags.writeable
-            and y.dtype.kind in "biufc"
-            and isinstance(x, np.ndarray)
-            and x.dtype == y.dtype
-            and isinstance(c, np.ndarray)
-            and c.dtype == np.bool_
             and np.broadcast_shapes(c.shape, x.shape, y.shape) == y.shape
         ):
             np.copyto(y, x, where=c)

@@ -32,7 +32,7 @@ import onnx
 
 from ...errors import InvalidArgument
 from ...ir.graph import Graph, Node
-from ...types import static_shape
+from ...types import static_shape, type_shape
 from ..base import ExecutionProvider, schema_version
 from ..registry import NodeInfo
 from . import _bnchain, _consts, _dynq, _qdq, _shuffle
@@ -533,23 +533,13 @@ def _ln_ok(node: Node, graph: Graph, version: int) -> bool:
     return r is not None and r >= 1
 
 
-def _dims(graph: Graph, name: str) -> list[Any] | None:
-    """A value's dims (ints or symbolic names; None where unknown), or None without a shape."""
-    tp = graph.type_of(name) if name else None
-    if tp is None or not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
-        return None
-    return [
-        d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tp.tensor_type.shape.dim
-    ]
-
-
 def _skip_ln_ok(node: Node, graph: Graph, version: int) -> bool:
     """Input and skip of one known shape (no broadcast) and 1-D parameters; the mean and
     inverse standard deviation outputs unused (oneDNN's inference primitive has none)."""
     ins = node.inputs
     if len(ins) < 3 or any(o for o in node.outputs[1:3]) or not _f32_node(node, graph):
         return False
-    xd, sd = _dims(graph, ins[0]), _dims(graph, ins[1])
+    xd, sd = type_shape(graph.type_of(ins[0])), type_shape(graph.type_of(ins[1]))
     if xd is None or not 2 <= len(xd) <= 3 or xd != sd or any(d is None for d in xd):
         return False
     return all(_rank(graph, n) == 1 for n in ins[2:5] if n)

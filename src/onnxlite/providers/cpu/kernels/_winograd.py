@@ -54,13 +54,13 @@ _U_LOCK = threading.Lock()
 def _transformed(w: np.ndarray) -> np.ndarray:
     """U = G g G^T of every filter, (16, M, C); computed once per read-only weights array."""
     m, c = w.shape[:2]
-    if w.flags.writeable:
-        return blas.matmul(_KG, w.reshape(m * c, 9).T).reshape(16, m, c)
     key = id(w)
-    hit = _U_CACHE.get(key)
+    hit = None if w.flags.writeable else _U_CACHE.get(key)
     if hit is not None and hit[0]() is w:
         return hit[1]
     u = blas.matmul(_KG, w.reshape(m * c, 9).T).reshape(16, m, c)
+    if w.flags.writeable:
+        return u
     with _U_LOCK:
         _U_CACHE[key] = (weakref.ref(w, functools.partial(_forget, key)), u)
     return u
