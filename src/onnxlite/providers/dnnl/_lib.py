@@ -208,8 +208,12 @@ _SIGS: dict[str, tuple[Any, list[Any]]] = {
 _WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
-# About 0.1 ms of spinning (libgomp's unit is one pause-loop iteration, about 50 ns here).
-SPIN_COUNT = "2000"
+# About 0.6 ms of spinning (libgomp's unit is one pause-loop iteration, 50-60 ns here): longer
+# than the Python between two primitives of a run, which at 2000 (0.07 ms) often outlasted the
+# spin, so the threads slept and paid a wake-up per primitive (SqueezeNet 4.3 -> 3.4 ms,
+# DenseNet-121 38 -> 30 ms, one process alone); with a busy process on the other core, runs
+# took as long at either setting (the thread policy runs them on one thread then).
+SPIN_COUNT = "10000"
 
 
 def _open_short_spin(path: str) -> ctypes.CDLL:
@@ -220,8 +224,8 @@ def _open_short_spin(path: str) -> ctypes.CDLL:
     compete for the cores, a spinning or preempted OpenMP thread stalls every barrier of
     oneDNN's static work split: runs became 5 to 30 times slower. Sleeping at once (PASSIVE)
     costs a wake-up per parallel region instead, which on this kind of virtual machine made a
-    SqueezeNet run 6.0 ms instead of 4.3 ms. A short spin covers the gap between two primitives
-    of a run and sleeps soon after; :class:`onnxlite.threads.ThreadPolicy` switches the runs to
+    SqueezeNet run 6.0 ms instead of 4.3 ms. A short spin (SPIN_COUNT) covers the gap between
+    two primitives of a run and sleeps soon after; :class:`onnxlite.threads.ThreadPolicy` switches the runs to
     one thread when the cores are contended. A setting of the user's (either variable) or a
     libgomp loaded before is left alone, and the variable is only set for the time of the load.
     """
