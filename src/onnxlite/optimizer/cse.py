@@ -1,9 +1,11 @@
 """Common subexpression elimination, and sharing of equal small constants.
 
 Two nodes with the same op, domain, attributes and inputs compute the same values, unless the op
-is random; the later one is removed and its readers read the earlier one's outputs. Small
-initializers with equal dtype, shape and bytes are merged first, so that ``Mul(x, c1)`` and
-``Mul(x, c2)`` with equal ``c1``/``c2`` meet.
+is random; the later one is removed and its readers read the earlier one's outputs.
+Initializers with equal dtype, shape and values are merged first, so that ``Mul(x, c1)`` and
+``Mul(x, c2)`` with equal ``c1``/``c2`` meet, and so do two convolutions of one input by equal
+weights (tied weights exported twice; constant-filled placeholder weights). Small ones are
+compared by their bytes; larger ones by a sample of their elements first, then in full.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from ._graphutil import GraphIndex
 from .base import MS_DOMAIN, PassContext
 from .constant_folding import NEVER_FOLD
 
-_SHARE_LIMIT = 64  # initializers up to this many elements are shared by value
+_SMALL = 64  # initializers up to this many elements are keyed by their bytes
+_SAMPLE = 64  # elements of a larger initializer in its key; equal keys are then compared in full
 
 
 class CommonSubexpressions:
@@ -67,19 +70,43 @@ class CommonSubexpressions:
 
     def _share_constants(self, idx: GraphIndex) -> bool:
         g = idx.graph
-        canon: dict[Any, str] = {}
+        canon: dict[Any, list[str]] = {}
         changed = False
         for name, arr in list(g.initializers.items()):
-            if not isinstance(arr, np.ndarray) or arr.size > _SHARE_LIMIT or arr.dtype == object:
+            if not isinstance(arr, np.ndarray) or arr.dtype == object or arr.size == 0:
                 continue
-            if name in idx.graph_inputs or name in idx.graph_outputs:
+            if idx.overridable(name) or name in idx.graph_outputs:
                 continue
-            key = (arr.dtype.str, arr.shape, arr.tobytes())
-            keep = canon.setdefault(key, name)
-            if keep != name and (idx.users(name) or idx.implicit.get(name)):
+            if not (idx.users(name) or idx.implicit.get(name)):
+                continue
+            key = (arr.dtype.str, arr.shape, _fingerprint(arr))
+            names = canon.setdefault(key, [])
+            keep = next((k for k in names if _equal(g.initializers[k], arr)), None)
+            if keep is None:
+                names.append(name)
+            else:
                 idx.replace_uses(name, keep)
+                idx.drop_if_unused(name)
                 changed = True
         return changed
+
+
+def _fingerprint(arr: np.ndarray) -> bytes:
+    if arr.size <= _SMALL:
+        return arr.tobytes()
+    flat = arr.reshape(-1)
+    return flat[:: -(-flat.size // _SAMPLE)].tobytes() + flat[-1:].tobytes()
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same bytes (so -0.0 and 0.0 stay apart): a merge must not change any value."""
+    if a.size <= _SMALL:
+        return a.tobytes() == b.tobytes()
+    return bool(np.array_equal(_bytes(a), _bytes(b)))
+
+
+def _bytes(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
 
 
 def _attrs_key(attrs: dict[str, Any]) -> tuple[Any, ...]:
