@@ -37,12 +37,11 @@ class Node:
     def graphs(self) -> list[tuple[str, Graph]]:
         """(attribute name, subgraph) pairs, GRAPHS attributes flattened."""
         out: list[tuple[str, Graph]] = []
-        if not self.attrs:
-            return out
         for k, v in self.attrs.items():
-            if isinstance(v, Graph):
+            t = type(v)
+            if t is Graph:
                 out.append((k, v))
-            elif isinstance(v, list) and v and isinstance(v[0], Graph):
+            elif t is list and v and type(v[0]) is Graph:
                 out.extend((k, g) for g in v)
         return out
 

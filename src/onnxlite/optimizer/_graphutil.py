@@ -51,6 +51,14 @@ def constant_node_value(node: Node) -> np.ndarray | None:
     return None
 
 
+def scaled(w: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """``w * f`` (``f`` broadcasting over ``w``) computed in float64 and rounded once to w's
+    dtype, in one pass without a float64 copy of ``w`` (folds rescale every weight)."""
+    out = np.empty(w.shape, w.dtype)
+    np.multiply(w, f, out=out, dtype=np.float64, casting="same_kind")
+    return out
+
+
 def rename_free(graph: Graph, old: str, new: str) -> None:
     """Rename an outer-scope value read inside ``graph`` (a subgraph), recursively."""
     for n in graph.nodes:
@@ -82,6 +90,7 @@ class GraphIndex:
         self.implicit: dict[str, list[Node]] = {}  # value -> nodes whose subgraphs read it
         self.graph_outputs = {o.name for o in graph.outputs}
         self.graph_inputs = {v.name for v in graph.inputs}
+        self._dropped_inputs: set[str] = set()  # left out of graph.inputs at commit
         self._removed: set[int] = set()
         self._before: dict[int, list[Node]] = {}
         self._const_cache: dict[str, np.ndarray] = {}
@@ -193,6 +202,9 @@ class GraphIndex:
         self.producer[new] = node
 
     def commit(self) -> None:
+        if self._dropped_inputs:
+            self.graph.inputs = [v for v in self.graph.inputs if v.name not in self._dropped_inputs]
+            self._dropped_inputs.clear()
         out: list[Node] = []
 
         def emit(n: Node) -> None:
@@ -257,8 +269,9 @@ class GraphIndex:
             return
         self._const_cache.pop(name, None)
         if self.graph.initializers.pop(name, None) is not None and name in self.graph_inputs:
-            # IR 3 lists every initializer as a graph input too: both go (as in dead_code)
-            self.graph.inputs = [v for v in self.graph.inputs if v.name != name]
+            # IR 3 lists every initializer as a graph input too: both go (as in dead_code),
+            # the input at commit (one pass over the inputs, not one per dropped name)
+            self._dropped_inputs.add(name)
             self.graph_inputs.discard(name)
 
     def add_initializer(self, base: str, value: np.ndarray, exact: bool = False) -> str:
@@ -267,6 +280,9 @@ class GraphIndex:
         self.graph.initializers[name] = value
         if self.ctx.legacy_initializers:
             # IR 3 lists every initializer as a graph input too (onnx.checker insists).
+            if name in self._dropped_inputs:  # a name dropped earlier in this pass comes back
+                self.graph.inputs = [v for v in self.graph.inputs if v.name != name]
+                self._dropped_inputs.discard(name)
             self.graph.inputs.append(ValueInfo(name, tensor_type(value.dtype, value.shape)))
             self.graph_inputs.add(name)
         return name

@@ -107,6 +107,9 @@ class PatternPass:
     def __call__(self, graph: Graph, ctx: PassContext) -> bool:
         from ._graphutil import GraphIndex
 
+        anchors = self.anchors
+        if not any(n.op_type in anchors for n in graph.nodes):
+            return False  # nothing to match: no index to build
         idx = GraphIndex(graph, ctx)
         changed = False
         for node in list(graph.nodes):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Node
-from ._graphutil import GraphIndex, attr, is_default
+from ._graphutil import GraphIndex, attr, is_default, scaled
 from .base import PatternPass
 from .conv_bn_fold import FLOATS, inference_bn
 
@@ -58,7 +58,7 @@ class BnReluConvFold(PatternPass):
             idx.drop_if_unused(name)
         for conv, w in zip(convs, weights):
             assert w is not None
-            w2 = (w.astype(np.float64) * f.reshape(1, c, 1, 1)).astype(w.dtype)
+            w2 = scaled(w, f.reshape(1, c, 1, 1))
             old = conv.inputs[1]
             idx.set_input(conv, 1, idx.add_initializer(f"{old}_scaled", w2))
             idx.drop_if_unused(old)

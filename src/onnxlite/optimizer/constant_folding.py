@@ -97,6 +97,12 @@ class ConstantFolding:
                 v = vecs.get(node.outputs[0])
                 if v is not None and v.known:
                     return [v.array()]
+        if op == "ConstantOfShape":
+            # the index builds this value (np.full) without binding a kernel per node: light
+            # models ship hundreds of weights this way
+            full = idx.const(node.outputs[0], limit=WEIGHT_LIMIT)
+            if full is not None:
+                return [full]
         if op == "Equal" and len(node.inputs) == 2:
             eq = vecs.equal(node)
             if eq is not None:

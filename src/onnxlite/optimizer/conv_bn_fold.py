@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Node
-from ._graphutil import GraphIndex, attr, is_default
+from ._graphutil import GraphIndex, attr, is_default, scaled
 from .base import PatternPass
 
 # 16-bit floats are left alone: refolded weights round differently by ~1e-3, far above the
@@ -42,7 +42,7 @@ class ConvBnFold(PatternPass):
         if b is not None and (b.size != m or b.dtype != w.dtype):
             return False
         f = scale / np.sqrt(var + float(attr(bn, "epsilon", 1e-5)))
-        w2 = (w.astype(np.float64) * f.reshape((m,) + (1,) * (w.ndim - 1))).astype(w.dtype)
+        w2 = scaled(w, f.reshape((m,) + (1,) * (w.ndim - 1)))
         b0 = np.zeros(m) if b is None else b.reshape(-1).astype(np.float64)
         b2 = ((b0 - mean) * f + bias).astype(w.dtype)
         replace_conv_params(conv, idx, w2, b2, bn)

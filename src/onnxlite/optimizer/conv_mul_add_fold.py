@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Node
-from ._graphutil import GraphIndex, const_after
+from ._graphutil import GraphIndex, const_after, scaled
 from .base import PatternPass
 from .conv_bn_fold import FLOATS, replace_conv_params
 
@@ -36,7 +36,7 @@ class ConvMulAddFold(PatternPass):
         b0 = np.zeros(m) if b is None else b.reshape(-1).astype(np.float64)
         w2: np.ndarray | None = None
         if node.op_type == "Mul":
-            w2 = (w.astype(np.float64) * cv.reshape((m,) + (1,) * (w.ndim - 1))).astype(w.dtype)
+            w2 = scaled(w, cv.reshape((m,) + (1,) * (w.ndim - 1)))
             b2 = (b0 * cv).astype(w.dtype)
         else:
             b2 = (b0 + cv).astype(w.dtype)

@@ -105,8 +105,13 @@ def _equal(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.array_equal(_bytes(a), _bytes(b)))
 
 
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
 def _bytes(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    """The array's bytes as unsigned words of its item size (fewer elements to compare)."""
+    flat = np.ascontiguousarray(a).reshape(-1)
+    return flat.view(_UINT.get(flat.dtype.itemsize, np.uint8))
 
 
 def _attrs_key(attrs: dict[str, Any]) -> tuple[Any, ...]:
