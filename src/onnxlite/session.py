@@ -119,7 +119,10 @@ class InferenceSession:
         self._disabled_optimizers = list(kwargs.get("disabled_optimizers") or [])
         self._fallback = True
         self._model_path = path_or_bytes if isinstance(path_or_bytes, str) else None
-        self._model = load_model(path_or_bytes)
+        # With the optimizer on, its first round infers the types (data propagation too): the
+        # inference at load would be thrown away.
+        level = int(self._sess_options.graph_optimization_level)
+        self._model = load_model(path_or_bytes, infer_types=level == 0)
         self._profiler = (
             profiling.Profiler(self._sess_options) if self._sess_options.enable_profiling else None
         )

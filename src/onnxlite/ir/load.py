@@ -173,7 +173,7 @@ def _light_copy(m: onnx.ModelProto) -> onnx.ModelProto:
     return light
 
 
-def infer_types(m: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+def inferred_types(m: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     """Value types from ONNX shape inference, where it succeeds (best effort)."""
     try:
         inferred = onnx.shape_inference.infer_shapes(_light_copy(m), check_type=False, strict_mode=False)
@@ -185,8 +185,12 @@ def infer_types(m: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     return out
 
 
-def load_model(source: Any) -> Model:
-    """Read, validate and convert a model to the IR."""
+def load_model(source: Any, infer_types: bool = True) -> Model:
+    """Read, validate and convert a model to the IR.
+
+    ``infer_types=False`` leaves out ONNX shape inference (the value types are then those the
+    file declares): for a caller that runs it next anyway, as the graph optimizer does.
+    """
     proto, base_dir, weights = read_model(source)
     if proto.ir_version and proto.ir_version < MIN_IR_VERSION:
         raise InvalidGraph(
@@ -216,7 +220,7 @@ def load_model(source: Any) -> Model:
             proto = inliner.inline_local_functions(proto)
         except Exception as e:
             raise InvalidGraph(f"cannot inline the model's local functions: {e}") from None
-    types = infer_types(proto)
+    types = inferred_types(proto) if infer_types else {}
     try:
         graph = graph_from_proto(proto.graph, base_dir, types, weights)
     except ValueError as e:

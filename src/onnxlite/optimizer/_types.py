@@ -30,9 +30,19 @@ def refresh_types(model: Model) -> None:
         g = _types_graph(model.graph)
         opsets = [helper.make_opsetid(d, v) for d, v in model.opsets.items()]
         m = helper.make_model(g, opset_imports=opsets, ir_version=max(model.ir_version, 4))
-        inferred = onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False, data_prop=True)
     except Exception:
         return  # keep the types we have: less information, never wrong
+    inferred = None
+    for data_prop in (True, False):  # without data propagation where it fails
+        try:
+            inferred = onnx.shape_inference.infer_shapes(
+                m, check_type=False, strict_mode=False, data_prop=data_prop
+            )
+            break
+        except Exception:
+            continue
+    if inferred is None:
+        return
     _apply(model.graph, inferred.graph, {})
 
 
