@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 from ..ir.graph import Graph, Model, Node
 from ..ir.load import SMALL_INITIALIZER
 from ..ir.save import _node_to_proto
+from ..types import onnx_type
 from .base import MS_DOMAIN
 
 _ACT_ATTRS = ("activation", "activation_params", "activation_alpha", "activation_beta", "activation_gamma")
@@ -64,14 +66,14 @@ def _types_graph(g: Graph) -> onnx.GraphProto:
     declared = {v.name for v in g.inputs}
     inits = []
     for name, arr in g.initializers.items():
-        if getattr(arr, "size", SMALL_INITIALIZER + 1) <= SMALL_INITIALIZER:
+        if _value_needed(arr):
             try:
                 inits.append(numpy_helper.from_array(arr, name))
                 continue
             except Exception:
                 pass
         if name not in declared:
-            inputs.append(_vi(name, g.type_of(name)))
+            inputs.append(_array_vi(name, arr) if isinstance(arr, np.ndarray) else _vi(name, g.type_of(name)))
     vinfo = [_vi(name, g.value_info.get(name)) for name in opaque if name in g.value_info]
     gp = helper.make_graph(
         nodes,
@@ -82,6 +84,34 @@ def _types_graph(g: Graph) -> onnx.GraphProto:
         value_info=vinfo,
     )
     return gp
+
+
+# Float initializers up to this many elements keep their values for inference (Resize scales, Pad
+# values); larger ones (weights, normalization parameters) only their types. Integer ones (shape
+# vectors, axes, indices) keep their values up to SMALL_INITIALIZER elements.
+_FLOAT_VALUES = 64
+
+
+def _value_needed(arr: Any) -> bool:
+    size = getattr(arr, "size", SMALL_INITIALIZER + 1)
+    if size > SMALL_INITIALIZER:
+        return False
+    return size <= _FLOAT_VALUES or getattr(arr, "dtype", None) is None or arr.dtype.kind not in "fc"
+
+
+def _array_vi(name: str, arr: np.ndarray) -> onnx.ValueInfoProto:
+    """A typed input standing for an initializer whose value inference does not need."""
+    try:
+        elem = onnx_type(arr.dtype)
+    except TypeError:
+        return onnx.ValueInfoProto(name=name)
+    vi = onnx.ValueInfoProto(name=name)
+    tt = vi.type.tensor_type
+    tt.elem_type = elem
+    tt.shape.SetInParent()
+    for d in arr.shape:
+        tt.shape.dim.add().dim_value = d
+    return vi
 
 
 def _vi(name: str, tp: onnx.TypeProto | None) -> onnx.ValueInfoProto:

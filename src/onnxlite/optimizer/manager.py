@@ -23,6 +23,15 @@ def run_passes(
         return []
     ctx = ctx or PassContext.for_model(model)
     changed: list[str] = []
+    # Nodes on constants fold without types: folding them (and dropping what they read) before
+    # the first inference leaves it fewer nodes and values to convert and infer (light models'
+    # weights are hundreds of ConstantOfShape nodes).
+    by_name = {p.name: p for p in passes}
+    fold, dead = by_name.get("constant_folding"), by_name.get("dead_code")
+    if fold is not None and _apply(model.graph, fold, ctx):
+        changed.append(fold.name)
+        if dead is not None and _apply(model.graph, dead, ctx):
+            changed.append(dead.name)
     for _ in range(max_rounds):
         refresh_types(model)
         round_changed = False
