@@ -293,7 +293,7 @@ def _winograd_calls(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize(("n", "c", "m", "hw"), [(1, 32, 32, (30, 30)), (2, 48, 64, (29, 33))])
+@pytest.mark.parametrize(("n", "c", "m", "hw"), [(1, 32, 32, (30, 30)), (2, 64, 48, (29, 33))])
 def test_conv_takes_winograd_path(monkeypatch, n, c, m, hw):
     from onnxlite.providers.cpu.kernels import conv as conv_mod
 
@@ -307,6 +307,25 @@ def test_conv_takes_winograd_path(monkeypatch, n, c, m, hw):
     _assert_near(got, want)
     check_node("Conv", {"x": x, "w": w, "b": b}, {"pads": [1, 1, 1, 1]}, rtol=1e-4, atol=1e-4)
     assert len(calls) == 2
+
+
+def test_winograd_needs_at_most_as_many_outputs_as_inputs_without_split_workers() -> None:
+    from onnxlite.providers.cpu import workers
+    from onnxlite.providers.cpu.kernels import _winograd
+
+    def applies(c: int, m: int) -> bool:
+        x, w = rand(1, c, 28, 28), rand(m, c, 3, 3)
+        w.flags.writeable = False
+        return _winograd.applies(x, w, (1, 1), (1, 1), (1, 1), (1, 1), (28, 28))
+
+    prev = workers.set_workers(1)  # BLAS's own threads (or one thread) run the products
+    try:
+        assert applies(128, 32) and applies(256, 256)
+        assert not applies(32, 128) and not applies(128, 192) and not applies(64, 64)
+        workers.set_workers(2)  # products and transforms split over onnxlite's workers
+        assert applies(32, 128) and applies(64, 64)
+    finally:
+        workers.set_workers(prev)
 
 
 def test_winograd_caches_the_filters_of_read_only_weights(monkeypatch):
@@ -339,7 +358,7 @@ def test_winograd_on_small_maps_only_with_constant_weights(monkeypatch):
     from onnxlite.providers.cpu.kernels import _winograd
     from onnxlite.providers.cpu.kernels import conv as conv_mod
 
-    x, w = rand(1, 64, 14, 14), rand(96, 64, 3, 3)
+    x, w = rand(1, 96, 14, 14), rand(64, 96, 3, 3)
     args = ((1, 1), (1, 1), (1, 1), (1, 1), [14, 14])
     assert not _winograd.applies(x, w, *args)  # 7x7 tiles: the per-call filter transform loses
     w.flags.writeable = False
@@ -373,7 +392,7 @@ def test_conv_off_the_winograd_path(monkeypatch, dtype, attrs):
 def test_winograd_applies_only_to_float32_3x3_stride_1():
     from onnxlite.providers.cpu.kernels import _winograd
 
-    x, w = np.zeros((1, 64, 56, 56), np.float32), np.zeros((64, 64, 3, 3), np.float32)
+    x, w = np.zeros((1, 128, 56, 56), np.float32), np.zeros((128, 128, 3, 3), np.float32)
     one, pads, out = (1, 1), (1, 1), (56, 56)
     assert _winograd.applies(x, w, one, one, pads, pads, out)
     assert not _winograd.applies(x.astype(np.float64), w.astype(np.float64), one, one, pads, pads, out)

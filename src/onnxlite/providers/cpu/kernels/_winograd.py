@@ -97,6 +97,13 @@ def applies(
     # channels, where the patch-matrix GEMM is slow too.
     if c < 32 or m < 16 or min(th, tw) < 7:
         return False
+    if workers.workers() <= 1 and (m > c or (m >= 64 and c <= 64)):
+        # Products on BLAS's own threads (or one thread), transforms on one: with more outputs
+        # than inputs, or 64 channels or fewer, the im2col GEMM measured faster (im2col time /
+        # Winograd time, BLAS on 2 threads: 32->128 at 27x27 0.67, 64->256 at 13x13 0.70,
+        # 128->192 at 28x28 0.87, 64->64 at 224x224 0.85; against 128->32 at 28x28 1.49,
+        # 256->256 at 28x28 1.25, 512->512 at 28x28 1.44).
+        return False
     return not w.flags.writeable or tiles >= 196 or (m <= 32 and tiles >= 49)
 
 
