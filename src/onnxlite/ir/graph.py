@@ -22,7 +22,9 @@ class ValueInfo:
     doc: str = ""
 
 
-@dataclass
+# Nodes compare (and hash) by identity: two nodes with the same fields are still two nodes, and
+# list.index / ``in`` on node lists then cost one comparison each, not a comparison of all fields.
+@dataclass(eq=False)
 class Node:
     op_type: str
     inputs: list[str]
