@@ -110,3 +110,24 @@ def test_new_domains_are_imported() -> None:
         make_model(nodes, {"x": (F32, [1, 2, 4, 4])}, ["y"], {"w": rand(3, 2, 1, 1)}), "activation_fusion"
     )
     assert m.opsets == {"": 17, "com.microsoft": 1}
+
+
+def test_types_are_not_inferred_again_after_a_round_that_only_removed_nodes() -> None:
+    nodes = [mk("Relu", ["x"], ["a"]), mk("Relu", ["x"], ["b"]), mk("Add", ["a", "b"], ["y"])]
+    proto = make_model(nodes, {"x": (F32, [2, 3])}, ["y"])
+    m = load_model(proto.SerializeToString())
+    refreshes = []
+    orig = manager.refresh_types
+
+    def spy(model):  # type: ignore[no-untyped-def]
+        refreshes.append(ops(model))
+        orig(model)
+
+    manager.refresh_types = spy
+    try:
+        changed = run_passes(m, [ALL_PASSES["cse"], ALL_PASSES["dead_code"]], PassContext.for_model(m))
+    finally:
+        manager.refresh_types = orig
+    # round 1 merges the Relus (cse); round 2 finds nothing more, on round 1's types
+    assert changed == ["cse"] and refreshes == [["Relu", "Relu", "Add"]]
+    check_same(proto, m, {"x": rand(2, 3)})

@@ -16,8 +16,9 @@ def run_passes(
 ) -> list[str]:
     """Apply ``passes`` in order, round after round, until a round changes nothing.
 
-    Types are re-inferred before each round, so a pass sees the shapes that earlier rewrites
-    exposed. Returns the names of the passes that changed something, in first-change order.
+    Types are re-inferred before each round (unless the round before only removed or merged
+    nodes), so a pass sees the shapes that earlier rewrites exposed. Returns the names of the
+    passes that changed something, in first-change order.
     """
     if not passes:
         return []
@@ -32,17 +33,24 @@ def run_passes(
         changed.append(fold.name)
         if dead is not None and _apply(model.graph, dead, ctx):
             changed.append(dead.name)
+    last: set[str] = {"?"}  # the passes that changed something in the round before
     for _ in range(max_rounds):
-        refresh_types(model)
-        round_changed = False
+        if not last <= _REMOVE_ONLY:
+            refresh_types(model)
+        last = set()
         for p in passes:
             if _apply(model.graph, p, ctx):
-                round_changed = True
+                last.add(p.name)
                 if p.name not in changed:
                     changed.append(p.name)
-        if not round_changed:
+        if not last:
             break
     return changed
+
+
+# Passes that only remove nodes or merge equal ones: the types of the values that remain stay
+# as they were, and inference after them learns nothing new.
+_REMOVE_ONLY = frozenset({"dead_code", "cse"})
 
 
 def _apply(graph: Graph, p: Pass, ctx: PassContext) -> bool:
