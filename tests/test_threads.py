@@ -199,3 +199,45 @@ def test_thread_policy_judges_a_try_by_its_fastest_run() -> None:
         p.record(m, cost[m] * (4.0 if i in (1, 4) else 1.0))  # the first counted run of a try
     assert p.best == SPLIT and modes[-10:] == [SPLIT] * 10
     assert p.avg[SPLIT] == pytest.approx(1.0)
+
+
+def test_short_runs_skip_the_thread_settings_until_a_long_one() -> None:
+    from onnxlite.threads import BLAS, SPLIT, ThreadPolicy
+
+    p = ThreadPolicy(0)
+    _drive(p, {SPLIT: 20e-6, BLAS: 10e-6}, 12)
+    assert p.trivial and p.best == BLAS
+    p.record_trivial(30e-6)
+    assert p.trivial
+    p.record_trivial(1e-3)  # larger inputs: the modes are measured again
+    assert not p.trivial
+    explicit = ThreadPolicy(2)  # an explicit intra_op_num_threads holds in every run
+    _drive(explicit, {SPLIT: 20e-6, BLAS: 10e-6}, 12)
+    assert not explicit.trivial
+
+
+def test_a_session_of_short_runs_leaves_the_threads_alone() -> None:
+    from onnxlite import threads
+
+    sess = ort.InferenceSession(mlp(), providers=["CPUExecutionProvider"])
+    feed = {sess.get_inputs()[0].name: np.ones((2, 4), np.float32)}
+    want = sess.run(None, feed)
+    for _ in range(200):  # both modes tried, then the runs count as short (tens of us here)
+        if sess._threads.trivial:
+            break
+        sess.run(None, feed)
+    assert sess._threads.trivial
+    entered = []
+    real = threads.RunThreads.__enter__
+
+    def spy(self):  # type: ignore[no-untyped-def]
+        entered.append(self.mode)
+        return real(self)
+
+    threads.RunThreads.__enter__ = spy  # type: ignore[method-assign]
+    try:
+        got = sess.run(None, feed)
+    finally:
+        threads.RunThreads.__enter__ = real  # type: ignore[method-assign]
+    assert entered == []
+    np.testing.assert_array_equal(got[0], want[0])
