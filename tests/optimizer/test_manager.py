@@ -55,14 +55,8 @@ def test_rounds_are_bounded() -> None:
     assert ops(m) == ["Relu", "Relu"]
 
 
-def test_constants_fold_before_the_first_inference() -> None:
-    # a ConstantOfShape weight folds, and the shape vector it read goes, before types are inferred
-    nodes = [
-        mk("ConstantOfShape", ["shape"], ["w"], value=helper.make_tensor("v", 1, [1], [0.5])),
-        mk("Mul", ["x", "w"], ["y"]),
-    ]
-    proto = make_model(nodes, {"x": (F32, [2, 3])}, ["y"], {"shape": np.array([2, 3], I64)})
-    m = load_model(proto.SerializeToString(), infer_types=False)
+def _run_counting_inferences(monkeypatch, m, *names):  # type: ignore[no-untyped-def]
+    """run_passes over ``m``; (passes that changed it, the node op types at each inference)."""
     seen: list[list[str]] = []
     orig = manager.refresh_types
 
@@ -70,13 +64,19 @@ def test_constants_fold_before_the_first_inference() -> None:
         seen.append(ops(model))
         orig(model)
 
-    manager.refresh_types = spy
-    try:
-        changed = run_passes(
-            m, [ALL_PASSES[n] for n in ("constant_folding", "dead_code")], PassContext.for_model(m)
-        )
-    finally:
-        manager.refresh_types = orig
+    monkeypatch.setattr(manager, "refresh_types", spy)
+    return run_passes(m, [ALL_PASSES[n] for n in names], PassContext.for_model(m)), seen
+
+
+def test_constants_fold_before_the_first_inference(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # a ConstantOfShape weight folds, and the shape vector it read goes, before types are inferred
+    nodes = [
+        mk("ConstantOfShape", ["shape"], ["w"], value=helper.make_tensor("v", 1, [1], [0.5])),
+        mk("Mul", ["x", "w"], ["y"]),
+    ]
+    proto = make_model(nodes, {"x": (F32, [2, 3])}, ["y"], {"shape": np.array([2, 3], I64)})
+    m = load_model(proto.SerializeToString(), infer_types=False)
+    changed, seen = _run_counting_inferences(monkeypatch, m, "constant_folding", "dead_code")
     assert seen[0] == ["Mul"] and list(m.graph.initializers) == ["w"]
     assert changed == ["constant_folding", "dead_code"]
     check_same(proto, m, {"x": rand(2, 3)})
@@ -112,22 +112,11 @@ def test_new_domains_are_imported() -> None:
     assert m.opsets == {"": 17, "com.microsoft": 1}
 
 
-def test_types_are_not_inferred_again_after_a_round_that_only_removed_nodes() -> None:
+def test_types_are_not_inferred_again_after_a_round_that_only_removed_nodes(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     nodes = [mk("Relu", ["x"], ["a"]), mk("Relu", ["x"], ["b"]), mk("Add", ["a", "b"], ["y"])]
     proto = make_model(nodes, {"x": (F32, [2, 3])}, ["y"])
     m = load_model(proto.SerializeToString())
-    refreshes = []
-    orig = manager.refresh_types
-
-    def spy(model):  # type: ignore[no-untyped-def]
-        refreshes.append(ops(model))
-        orig(model)
-
-    manager.refresh_types = spy
-    try:
-        changed = run_passes(m, [ALL_PASSES["cse"], ALL_PASSES["dead_code"]], PassContext.for_model(m))
-    finally:
-        manager.refresh_types = orig
+    changed, refreshes = _run_counting_inferences(monkeypatch, m, "cse", "dead_code")
     # round 1 merges the Relus (cse); round 2 finds nothing more, on round 1's types
     assert changed == ["cse"] and refreshes == [["Relu", "Relu", "Add"]]
     check_same(proto, m, {"x": rand(2, 3)})
