@@ -1,4 +1,4 @@
-"""Common subexpression elimination, and sharing of equal small constants.
+"""Common subexpression elimination, and sharing of equal constants.
 
 Two nodes with the same op, domain, attributes and inputs compute the same values, unless the op
 is random; the later one is removed and its readers read the earlier one's outputs.
