@@ -400,3 +400,25 @@ def test_winograd_applies_only_to_float32_3x3_stride_1():
     assert not _winograd.applies(x, w, one, (2, 2), pads, pads, (54, 54))
     assert not _winograd.applies(x, np.zeros((64, 64, 5, 5), np.float32), one, one, pads, pads, (54, 54))
     assert not _winograd.applies(x, w, one, one, (-1, 1), pads, (53, 56))
+
+
+def test_winograd_filters_are_released_when_the_weights_take_im2col():
+    from onnxlite.providers.cpu import workers
+    from onnxlite.providers.cpu.kernels import _winograd
+    from onnxlite.providers.cpu.kernels import conv as conv_mod
+
+    x, w = rand(1, 32, 28, 28), rand(64, 32, 3, 3)  # more outputs than inputs
+    w.flags.writeable = False
+    args = (x, w, None, 1, (1, 1), (1, 1), (1, 1), (1, 1), (28, 28))
+    prev = workers.set_workers(2)  # split mode: Winograd, filters cached
+    try:
+        want = conv_mod.conv_core(*args)
+        assert id(w) in _winograd._U_CACHE
+        workers.set_workers(1)  # BLAS's own threads: im2col for this shape, filters dropped
+        _assert_near(conv_mod.conv_core(*args), want)
+        assert id(w) not in _winograd._U_CACHE
+        workers.set_workers(2)  # and transformed again when the mode comes back
+        _assert_near(conv_mod.conv_core(*args), want)
+        assert id(w) in _winograd._U_CACHE
+    finally:
+        workers.set_workers(prev)

@@ -73,6 +73,17 @@ def _forget(key: int, ref: weakref.ref) -> None:
             del _U_CACHE[key]
 
 
+def release(w: np.ndarray) -> None:
+    """Drop the transformed filters of ``w``, if cached: a call took the im2col path for them
+    (the thread mode changed to one where im2col measured faster), and a session that settles on
+    that mode should not hold 16/9 of its 3x3 weights for a mode it no longer runs (Inception-v1:
+    17 MiB). A later call in the other mode transforms them again."""
+    if _U_CACHE:
+        hit = _U_CACHE.get(id(w))
+        if hit is not None and hit[0]() is w:
+            _forget(id(w), hit[0])
+
+
 def applies(
     x: np.ndarray,
     w: np.ndarray,

@@ -157,6 +157,7 @@ def conv_core(
     elif group == 1 and _winograd.applies(x, w, s, d, pb, pe, out):
         y = _winograd.conv3x3(x, w, pb, pe, out)
     else:
+        _winograd.release(w)
         xp = pad_spatial(x, pb, pe)
         wm = w.reshape(m, c * kk) if group == 1 else w.reshape(group, mg, cg * kk)
         # bound the patch matrix: large batches or images go in bands of output rows
