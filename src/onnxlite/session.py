@@ -399,23 +399,20 @@ class InferenceSession:
         policy = self._threads
         plan = self._plan
         variant, signature = plan.specialize(variant, vals)
+        t0 = time.perf_counter()
         if policy.trivial and self._profiler is None and self._executor is None:
-            t0 = time.perf_counter()
             out = plan.execute(vals, variant, run_options)
             policy.record_trivial(time.perf_counter() - t0)
-            if signature is not None:
-                plan.remember(signature, vals)
-            return out
-        mode = policy.choose()
-        t0 = time.perf_counter()
-        with RunThreads(policy.threads, mode):
-            if self._profiler is not None:
-                out = self._profiler.run(plan, vals, variant)
-            elif self._executor is not None:
-                out = self._executor.execute(plan, vals, variant, run_options)
-            else:
-                out = plan.execute(vals, variant, run_options)
-        policy.record(mode, time.perf_counter() - t0)
+        else:
+            mode = policy.choose()
+            with RunThreads(policy.threads, mode):
+                if self._profiler is not None:
+                    out = self._profiler.run(plan, vals, variant)
+                elif self._executor is not None:
+                    out = self._executor.execute(plan, vals, variant, run_options)
+                else:
+                    out = plan.execute(vals, variant, run_options)
+            policy.record(mode, time.perf_counter() - t0)
         if signature is not None:
             plan.remember(signature, vals)
         return out

@@ -13,13 +13,16 @@ from .helpers import F32, I64, check_same, make_model, ops, rand, run
 mk = helper.make_node
 
 
-def _noop_reshape_model():  # type: ignore[no-untyped-def]
-    # Reshape(x, Concat(Shape(x)[0:1], [4])) is a no-op once the target folds to [2, 4].
-    nodes = [
-        mk("Shape", ["x"], ["s"]),
+def _noop_reshape_model(computed: bool = False):  # type: ignore[no-untyped-def]
+    # Reshape(v, Concat(Shape(v)[0:1], [4])) is a no-op once the target folds to [2, 4]; v is
+    # the input x, or Relu(x) when ``computed`` (its shape then known only from inference).
+    v = "x2" if computed else "x"
+    nodes = [mk("Relu", ["x"], ["x2"])] if computed else []
+    nodes += [
+        mk("Shape", [v], ["s"]),
         mk("Slice", ["s", "st", "en"], ["s0"]),
         mk("Concat", ["s0", "four"], ["t"], axis=0),
-        mk("Reshape", ["x", "t"], ["r"]),
+        mk("Reshape", [v, "t"], ["r"]),
         mk("Relu", ["r"], ["y"]),
     ]
     inits = {"st": np.array([0], I64), "en": np.array([1], I64), "four": np.array([4], I64)}
@@ -37,17 +40,7 @@ def test_rounds_continue_until_nothing_changes() -> None:
 def test_rounds_are_bounded() -> None:
     # The reshaped value is computed (its shape is known only from inference, which runs
     # before each round): its Shape folds in round 1 and the no-op Reshape goes in round 2.
-    nodes = [
-        mk("Relu", ["x"], ["x2"]),
-        mk("Shape", ["x2"], ["s"]),
-        mk("Slice", ["s", "st", "en"], ["s0"]),
-        mk("Concat", ["s0", "four"], ["t"], axis=0),
-        mk("Reshape", ["x2", "t"], ["r"]),
-        mk("Relu", ["r"], ["y"]),
-    ]
-    inits = {"st": np.array([0], I64), "en": np.array([1], I64), "four": np.array([4], I64)}
-    proto = make_model(nodes, {"x": (F32, [2, 4])}, ["y"], inits)
-    m = load_model(proto.SerializeToString(), infer_types=False)
+    m = load_model(_noop_reshape_model(computed=True).SerializeToString(), infer_types=False)
     passes = [ALL_PASSES[n] for n in ("identity_elimination", "constant_folding", "dead_code")]
     run_passes(m, passes, PassContext.for_model(m), max_rounds=1)
     assert ops(m) == ["Relu", "Reshape", "Relu"]

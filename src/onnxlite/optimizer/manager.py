@@ -33,18 +33,19 @@ def run_passes(
         changed.append(fold.name)
         if dead is not None and _apply(model.graph, dead, ctx):
             changed.append(dead.name)
-    last: set[str] = {"?"}  # the passes that changed something in the round before
+    infer = True
     for _ in range(max_rounds):
-        if not last <= _REMOVE_ONLY:
+        if infer:
             refresh_types(model)
-        last = set()
+        round_changed: set[str] = set()
         for p in passes:
             if _apply(model.graph, p, ctx):
-                last.add(p.name)
+                round_changed.add(p.name)
                 if p.name not in changed:
                     changed.append(p.name)
-        if not last:
+        if not round_changed:
             break
+        infer = not round_changed <= _REMOVE_ONLY
     return changed
 
 

@@ -225,9 +225,10 @@ def _open_short_spin(path: str) -> ctypes.CDLL:
     oneDNN's static work split: runs became 5 to 30 times slower. Sleeping at once (PASSIVE)
     costs a wake-up per parallel region instead, which on this kind of virtual machine made a
     SqueezeNet run 6.0 ms instead of 4.3 ms. A short spin (SPIN_COUNT) covers the gap between
-    two primitives of a run and sleeps soon after; :class:`onnxlite.threads.ThreadPolicy` switches the runs to
-    one thread when the cores are contended. A setting of the user's (either variable) or a
-    libgomp loaded before is left alone, and the variable is only set for the time of the load.
+    two primitives of a run and sleeps soon after; :class:`onnxlite.threads.ThreadPolicy`
+    switches the runs to one thread when the cores are contended. A setting of the user's
+    (either variable) or a libgomp loaded before is left alone, and the variable is only set
+    for the time of the load.
     """
     if any(v in os.environ for v in _WAIT_VARS):
         return ctypes.CDLL(path)

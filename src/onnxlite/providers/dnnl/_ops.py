@@ -669,16 +669,16 @@ class BinaryKernel(_Cached):
         hot = self._hot
         if hot is not None and len(xs) == 2:
             a, b = xs
-            if type(a) is DnnlTensor and a.md is hot[0]:
-                if hot[1] is None:
-                    bbuf = b.buf if type(b) is DnnlTensor and b.md is hot[2] else None
+            amd, const, b_layout, bmd, const_buf, prim, keep = hot
+            if type(a) is DnnlTensor and a.md is amd:
+                if const is None:
+                    bbuf = b.buf if type(b) is DnnlTensor and b.md is b_layout else None
                 else:
-                    bbuf = hot[4] if b is hot[1] else None
+                    bbuf = const_buf if b is const else None
                 if bbuf is not None:
-                    amd = hot[0]
                     dst = empty(amd)
-                    hot[5].run([(L.ARG_SRC, amd, a.buf), (L.ARG_SRC_1, hot[3], bbuf), (L.ARG_DST, amd, dst)])
-                    return result(amd, dst, hot[6])
+                    prim.run([(L.ARG_SRC, amd, a.buf), (L.ARG_SRC_1, bmd, bbuf), (L.ARG_DST, amd, dst)])
+                    return result(amd, dst, keep)
         acc = xs[0]
         for i, x in enumerate(xs[1:]):
             acc = self._binary(acc, x, i == len(xs) - 2)
