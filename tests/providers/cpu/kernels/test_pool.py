@@ -77,6 +77,19 @@ def test_average_pool(attrs, count_include_pad):
     check_node("AveragePool", {"x": rand(2, 3, 7, 8)}, attrs, opset=19)
 
 
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+def test_pools_over_many_maps_in_blocks(op):
+    # 2x45 maps of 40x40 padded: blocks of some 38 maps, the last one partial, and a border that
+    # must stay padding from one block to the next
+    from onnxlite.providers.cpu.kernels import pool
+
+    per_map = 41 * 41
+    assert pool._POOL_BLOCK // per_map < 90 and 90 % (pool._POOL_BLOCK // per_map)
+    x = rand(2, 45, 40, 40)
+    check_node(op, {"x": x}, {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [0, 0, 1, 1]})
+    check_node(op, {"x": x}, {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]})
+
+
 def test_average_pool_float16_and_3d():
     x = rand(1, 2, 6, 6).astype(np.float16)
     check_node("AveragePool", {"x": x}, {"kernel_shape": [3, 3]}, rtol=1e-3, atol=1e-3)

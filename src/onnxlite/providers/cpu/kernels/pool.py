@@ -135,35 +135,55 @@ def _pool2d_rows(x, r_buf, acc_buf, k, s, d, out, combine):
 # Below this many padded input elements a 2-D pool runs on one thread: the hand-off to a worker
 # costs more than it saves (64x112x112: 0.39 ms alone, 0.50 split in two).
 _POOL_SPLIT_MIN = 1 << 20
+# Padded elements per block of maps: the block, its two scratch buffers and its output stay in
+# the core's L2 cache through the block's passes, so that only the input's read and the output's
+# write reach memory (a 3x3 stride-2 max pool over 64x112x112: 1.15 -> 0.77 ms; a 3x3 stride-1
+# average pool over 256x28x28: 0.37 -> 0.27 ms).
+_POOL_BLOCK = 1 << 16
 
 
-def _pool2d(x, k, s, d, out, pb, combine, fill):
-    """2-D window reduction over all N*C maps, split by maps across the workers when large."""
+def _pool2d(x, k, s, d, out, pb, combine, fill, scale=None):
+    """2-D window reduction over all N*C maps, in cache-sized blocks of maps, the blocks split
+    across the workers when large; ``scale`` (broadcast over the output maps) multiplies each
+    block's result while it is in cache."""
     n, c = x.shape[:2]
-    xp = np.ascontiguousarray(_padded(x, k, s, d, out, pb, fill))
-    xs = xp.reshape(n * c, *xp.shape[2:])
-    y = np.empty((n * c, *out), dtype=x.dtype)
-    r_buf = np.empty(xs.size, dtype=x.dtype)
-    acc_buf = np.empty(xs.size, dtype=x.dtype)
-    per_map = xs[0].size
+    h, w = x.shape[2:]
+    need = [(o - 1) * si + (ki - 1) * di + 1 for o, si, ki, di in zip(out, s, k, d)]
+    hp, wp = max(need[0], pb[0] + h), max(need[1], pb[1] + w)
+    nc = n * c
+    xs = x.reshape(nc, h, w)
+    y = np.empty((nc, *out), dtype=x.dtype)
+    per_map = hp * wp
 
     def part(c0: int, c1: int) -> None:
-        lo, hi = c0 * per_map, c1 * per_map
-        y[c0:c1] = _pool2d_rows(xs[c0:c1], r_buf[lo:hi], acc_buf[lo:hi], k, s, d, out, combine)
+        cb = min(max(1, _POOL_BLOCK // per_map), c1 - c0)
+        # the border keeps ``fill`` from block to block: only the interior is written
+        xpb = np.full((cb, hp, wp), fill, dtype=x.dtype)
+        inner = xpb[:, pb[0] : pb[0] + h, pb[1] : pb[1] + w]
+        r_buf = np.empty(cb * per_map, dtype=x.dtype)
+        acc_buf = np.empty(cb * per_map, dtype=x.dtype)
+        for b0 in range(c0, c1, cb):
+            m = min(cb, c1 - b0)
+            np.copyto(inner[:m], xs[b0 : b0 + m])
+            dst = y[b0 : b0 + m]
+            dst[...] = _pool2d_rows(xpb[:m], r_buf, acc_buf, k, s, d, out, combine)
+            if scale is not None:
+                dst *= scale
 
-    if xs.size < _POOL_SPLIT_MIN or workers.workers() < 2:
-        part(0, n * c)
+    if nc * per_map < _POOL_SPLIT_MIN or workers.workers() < 2:
+        part(0, nc)
     else:
-        workers.for_rows(n * c, per_map, part)
+        workers.for_rows(nc, per_map, part)
     return y.reshape(n, c, *out)
 
 
-def _separable_pool(x, k, s, d, out, pb, combine, fill):
-    """A window reduction done one spatial axis at a time (max and sum are separable)."""
+def _separable_pool(x, k, s, d, out, pb, combine, fill, scale=None):
+    """A window reduction done one spatial axis at a time (max and sum are separable), then
+    multiplied by ``scale`` when given."""
     if min(out, default=1) <= 0 or x.size == 0:
         return np.full(x.shape[:2] + tuple(out), fill, dtype=x.dtype)
     if len(k) == 2:
-        return _pool2d(x, k, s, d, out, pb, combine, fill)
+        return _pool2d(x, k, s, d, out, pb, combine, fill, scale)
     y = x
     # Innermost axis first, where its stride is 1: its taps are contiguous runs. With a stride,
     # its taps are strided gathers (no SIMD), so the outer axes go first and shrink them: a 3x3
@@ -171,6 +191,8 @@ def _separable_pool(x, k, s, d, out, pb, combine, fill):
     order = range(len(k)) if s[-1] > 1 else reversed(range(len(k)))
     for i in order:
         y = _reduce_axis(y, 2 + i, k[i], s[i], d[i], out[i], pb[i], combine, fill)
+    if scale is not None:
+        y *= scale
     return y
 
 
@@ -248,13 +270,20 @@ def _window_counts(n, k, s, d, q, b, e, include_pad):
     return ((pos >= lo) & (pos < hi)).sum(axis=1)
 
 
-def _sum_pool(x, k, s, d, out, pb, power=None):
-    """Windowed sum of x (or |x|**power) in the compute dtype; padding adds nothing."""
+def _sum_pool(x, k, s, d, out, pb, power=None, divisor=None):
+    """Windowed sum of x (or |x|**power) in the compute dtype; padding adds nothing. A
+    ``divisor`` (float64, broadcast over the output maps) divides the sums."""
     ct = compute_dtype(x.dtype)
     xc = x.astype(ct, copy=False)
     if power is not None:
         xc = xc * xc if power == 2 else np.abs(xc) ** ct.type(power)
-    return _separable_pool(xc, k, s, d, out, pb, np.add, 0)
+    scale = None
+    if divisor is not None:
+        # times the reciprocal (within an ulp of the quotient): a division pass costs twice a
+        # product's; one divisor is a flat scalar loop, not a broadcast
+        inv = 1.0 / divisor
+        scale = ct.type(inv.flat[0]) if inv.min() == inv.max() else inv.astype(ct)
+    return _separable_pool(xc, k, s, d, out, pb, np.add, 0, scale)
 
 
 @kernel("AveragePool", since=1)
@@ -272,17 +301,12 @@ def average_pool(
     k, s, d, out, pb, pe = _geometry(x, auto_pad, ceil_mode, dilations, kernel_shape, pads, strides)
     if min(out, default=1) <= 0 or x.size == 0:
         return np.zeros(x.shape[:2] + tuple(out), dtype=x.dtype)
-    acc = _sum_pool(x, k, s, d, out, pb)
     incl = bool(count_include_pad)
     div = np.ones((), dtype=np.float64)
     for i, n in enumerate(x.shape[2:]):
         cnt = _window_counts(n, k[i], s[i], d[i], out[i], pb[i], pe[i], incl)
         div = np.multiply.outer(div, cnt)
-    div = np.maximum(div, 1)
-    if div.min() == div.max():
-        acc /= acc.dtype.type(div.flat[0])  # one divisor: a flat scalar loop, not a broadcast
-    else:
-        acc /= div.astype(acc.dtype)
+    acc = _sum_pool(x, k, s, d, out, pb, divisor=np.maximum(div, 1))
     return acc.astype(x.dtype, copy=False)
 
 
