@@ -113,3 +113,43 @@ def test_types_are_not_inferred_again_after_a_round_that_only_removed_nodes(monk
     # round 1 merges the Relus (cse); round 2 finds nothing more, on round 1's types
     assert changed == ["cse"] and refreshes == [["Relu", "Relu", "Add"]]
     check_same(proto, m, {"x": rand(2, 3)})
+
+
+def test_types_are_not_inferred_again_after_a_round_of_type_keeping_fusions(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    nodes = [
+        mk("Conv", ["x", "w"], ["c"]),
+        mk("BatchNormalization", ["c", "s", "b", "m", "v"], ["n"]),
+        mk("Relu", ["n"], ["y"]),
+    ]
+    inits = {"w": rand(3, 2, 1, 1), "s": rand(3) + 2, "b": rand(3), "m": rand(3), "v": rand(3) + 2}
+    proto = make_model(nodes, {"x": (F32, [1, 2, 4, 4])}, ["y"], inits)
+    m = load_model(proto.SerializeToString())
+    changed, refreshes = _run_counting_inferences(
+        monkeypatch, m, "conv_bn_fold", "activation_fusion", "dead_code"
+    )
+    assert changed[:2] == ["conv_bn_fold", "activation_fusion"] and len(refreshes) == 1
+    assert m.graph.type_of("y") is not None
+    check_same(proto, m, {"x": rand(1, 2, 4, 4)})
+
+
+def test_type_keeping_passes_leave_the_types_a_fresh_inference_gives() -> None:
+    # every pass that skips the next inference (keeps_types) must leave each value with the type
+    # inference would give it: checked over the light models, which all those passes rewrite
+    import glob
+    import os
+
+    import onnx
+
+    from onnxlite.optimizer import optimize
+    from onnxlite.optimizer._types import refresh_types
+
+    light = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
+    for path in sorted(glob.glob(os.path.join(light, "*.onnx"))):
+        m = load_model(path, infer_types=False)
+        optimize(m, 99, [])
+        kept = {k: v.SerializeToString() for k, v in m.graph.value_info.items()}
+        refresh_types(m)
+        fresh = {k: v.SerializeToString() for k, v in m.graph.value_info.items()}
+        produced = {o for n in m.graph.nodes for o in n.outputs}
+        differ = [k for k in produced if kept.get(k) != fresh.get(k)]
+        assert not differ, (os.path.basename(path), differ[:5])

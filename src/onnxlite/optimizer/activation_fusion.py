@@ -31,6 +31,7 @@ _GEMM_ACTS = frozenset({"Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "
 
 class ActivationFusion(PatternPass):
     name = "activation_fusion"
+    keeps_types = True  # see base.Pass
     anchors = frozenset(CONV_ACTS | _GEMM_ACTS)
 
     def rewrite(self, act: Node, idx: GraphIndex) -> bool:

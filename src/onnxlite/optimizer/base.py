@@ -16,7 +16,12 @@ MS_DOMAIN = "com.microsoft"
 
 
 class Pass(Protocol):
-    """A graph pass: ``name`` and ``__call__(graph, ctx) -> changed``, editing ``graph`` in place."""
+    """A graph pass: ``name`` and ``__call__(graph, ctx) -> changed``, editing ``graph`` in place.
+
+    A pass may set ``keeps_types = True`` when its rewrites leave every remaining value with the
+    type it had (they remove or merge nodes, or give a value a new producer of the same output):
+    a round whose changes all came from such passes is not followed by a new type inference.
+    """
 
     name: str
 

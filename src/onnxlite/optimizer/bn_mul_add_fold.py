@@ -21,6 +21,7 @@ from .conv_mul_add_fold import per_channel
 
 class BnMulAddFold(PatternPass):
     name = "bn_mul_add_fold"
+    keeps_types = True  # see base.Pass
     anchors = frozenset({"Mul", "Add"})
 
     def rewrite(self, node: Node, idx: GraphIndex) -> bool:

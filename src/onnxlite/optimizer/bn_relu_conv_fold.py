@@ -20,6 +20,7 @@ from .conv_bn_fold import FLOATS, inference_bn
 
 class BnReluConvFold(PatternPass):
     name = "bn_relu_conv_fold"
+    keeps_types = True  # see base.Pass
     anchors = frozenset({"BatchNormalization"})
 
     def rewrite(self, bn: Node, idx: GraphIndex) -> bool:

@@ -19,6 +19,7 @@ from .base import MS_DOMAIN, PatternPass
 
 class ConvAddFusion(PatternPass):
     name = "conv_add_fusion"
+    keeps_types = True  # see base.Pass
     anchors = frozenset({"Add", "Sum"})
 
     def rewrite(self, add: Node, idx: GraphIndex) -> bool:

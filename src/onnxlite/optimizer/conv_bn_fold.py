@@ -20,6 +20,7 @@ FLOATS = (np.float32, np.float64)
 
 class ConvBnFold(PatternPass):
     name = "conv_bn_fold"
+    keeps_types = True  # see base.Pass
     anchors = frozenset({"BatchNormalization"})
 
     def rewrite(self, bn: Node, idx: GraphIndex) -> bool:

@@ -17,6 +17,7 @@ from .conv_bn_fold import FLOATS, replace_conv_params
 
 class ConvMulAddFold(PatternPass):
     name = "conv_mul_add_fold"
+    keeps_types = True  # see base.Pass
     anchors = frozenset({"Mul", "Add"})
 
     def rewrite(self, node: Node, idx: GraphIndex) -> bool:

@@ -25,6 +25,7 @@ _SAMPLE = 64  # elements of a larger initializer in its key; equal keys are then
 
 class CommonSubexpressions:
     name = "cse"
+    keeps_types = True  # see base.Pass
 
     def __call__(self, graph: Graph, ctx: PassContext) -> bool:
         idx = GraphIndex(graph, ctx)

@@ -13,6 +13,7 @@ from .base import PassContext
 
 class DeadCode:
     name = "dead_code"
+    keeps_types = True  # see base.Pass
 
     def __call__(self, graph: Graph, ctx: PassContext) -> bool:
         used = {o.name for o in graph.outputs}

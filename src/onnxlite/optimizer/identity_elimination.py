@@ -20,6 +20,7 @@ _INT_MAX_ISH = 2**31 - 1  # exporters write INT_MAX / INT64_MAX for "to the end"
 
 class IdentityElimination(PatternPass):
     name = "identity_elimination"
+    keeps_types = True  # see base.Pass
     anchors = frozenset(
         {
             "Identity",

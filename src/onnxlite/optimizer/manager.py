@@ -45,13 +45,9 @@ def run_passes(
                     changed.append(p.name)
         if not round_changed:
             break
-        infer = not round_changed <= _REMOVE_ONLY
+        # the rewrites of passes that keep types leave inference nothing new to learn
+        infer = any(not getattr(by_name[n], "keeps_types", False) for n in round_changed)
     return changed
-
-
-# Passes that only remove nodes or merge equal ones: the types of the values that remain stay
-# as they were, and inference after them learns nothing new.
-_REMOVE_ONLY = frozenset({"dead_code", "cse"})
 
 
 def _apply(graph: Graph, p: Pass, ctx: PassContext) -> bool:
