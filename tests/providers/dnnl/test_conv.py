@@ -73,6 +73,7 @@ def test_conv_overridden_initializer_is_used() -> None:
     [
         ("", None),
         ("Relu", None),
+        ("Relu", [0.5]),  # a parameter Relu does not take: ignored, not a negative slope
         ("LeakyRelu", [0.2]),
         ("Sigmoid", None),
         ("Tanh", None),

@@ -55,6 +55,11 @@ def test_gemm(attrs: dict, c_shape: tuple[int, ...] | None) -> None:
     ("act", "extra"),
     [
         ("Relu", {}),
+        # parameters an activation does not take are ignored (oneDNN's relu would read alpha
+        # as a negative slope)
+        ("Relu", {"activation_alpha": 0.5, "activation_beta": 0.7}),
+        ("Tanh", {"activation_alpha": 0.5}),
+        ("HardSigmoid", {"activation_beta": 0.4}),
         ("LeakyRelu", {"activation_alpha": 0.2}),
         ("Sigmoid", {}),
         ("Tanh", {}),

@@ -36,12 +36,18 @@ ACTIVATIONS: dict[str, tuple[int, float, float]] = {
 }
 
 
+# how many of ``activation_params`` each activation takes (alpha, then beta)
+_N_PARAMS = {"LeakyRelu": 1, "HardSigmoid": 2, "Clip": 2}
+
+
 def fused_activation(name: str, params: Any) -> tuple[int, float, float] | None:
     """The post-op of FusedConv's ``activation`` attribute (None: not one oneDNN can fuse)."""
     if name in ("", "Identity"):
         return None
     alg, a, b = ACTIVATIONS[name]
-    p = [float(v) for v in (params or [])]
+    # only the activations with parameters read them: oneDNN's relu takes alpha as its
+    # negative slope, so a Relu given stray parameters must not pass them on
+    p = [float(v) for v in (params or [])][: _N_PARAMS.get(name, 0)]
     if p:
         a = p[0]
     if len(p) > 1:

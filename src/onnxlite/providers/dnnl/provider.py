@@ -872,8 +872,11 @@ def _fused_gemm_post(a: Mapping[str, Any]) -> tuple[int, float, float] | None:
         return None
     if act == "Elu":
         return (L.ELT_ELU, float(a.get("activation_alpha", 1.0)), 0.0)
-    params = [a[k] for k in ("activation_alpha", "activation_beta") if k in a]
-    return fused_activation(act, params)
+    alg, alpha, beta = ACTIVATIONS[act]
+    if act in ("LeakyRelu", "HardSigmoid"):  # the others take no parameters
+        alpha = float(a.get("activation_alpha", alpha))
+        beta = float(a.get("activation_beta", beta))
+    return alg, alpha, beta
 
 
 def _build_gemm(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
