@@ -24,7 +24,7 @@ from .options import ExecutionMode, RunOptions, SessionOptions
 from .ortvalue import OrtValue
 from .parallel import ParallelExecutor
 from .plan import Plan
-from .providers import available_providers, known_provider_names, provider_classes
+from .providers import available_providers, known_provider_names, provider_class
 from .providers.base import ExecutionProvider
 from .providers.cpu.provider import CPUExecutionProvider
 from .threads import BLAS, SINGLE, SPLIT, RunThreads, ThreadPolicy
@@ -149,7 +149,7 @@ class InferenceSession:
         instances: list[ExecutionProvider] = []
         cpu: ExecutionProvider | None = None
         for name, opts in requested:
-            cls = provider_classes().get(name)
+            cls = provider_class(name)
             why = "onnxlite does not implement it" if cls is None else cls.availability()
             if why is not None:
                 warnings.warn(

@@ -44,6 +44,7 @@ def plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     # only the built-in CPU provider besides the plugin, so that the plugin's claims are its own
     cpu = {"CPUExecutionProvider": providers_mod.PROVIDER_CLASSES["CPUExecutionProvider"]}
     monkeypatch.setattr(providers_mod, "PROVIDER_CLASSES", cpu)
+    monkeypatch.setattr(providers_mod, "_BUILTIN", {})
 
 
 def test_plugin_provider_is_listed_and_used(plugin) -> None:  # type: ignore[no-untyped-def]
@@ -57,3 +58,21 @@ def test_plugin_provider_is_listed_and_used(plugin) -> None:  # type: ignore[no-
     assert where["Sigmoid"] == "AcmeExecutionProvider" and where["Relu"] == "CPUExecutionProvider"
     x = np.ones((2, 4), np.float32)
     np.testing.assert_allclose(s.run(["z"], {"x": x})[0], mlp_reference(x)[1], rtol=1e-6)
+
+
+def test_built_in_providers_load_when_first_named() -> None:
+    # a fresh interpreter: the oneDNN and CUDA providers' modules (kernels, library bindings)
+    # are not imported by a session on the CPU provider alone, and are by a listing
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, onnxlite as ort\n"
+        "from tests.models.builders import mlp\n"
+        "ort.InferenceSession(mlp(), providers=['CPUExecutionProvider'])\n"
+        "mods = lambda: sorted(m for m in sys.modules if m.split('.')[2:3] in (['dnnl'], ['cuda']))\n"
+        "print(mods())\n"
+        "print(ort.get_available_providers()[-1], 'onnxlite.providers.dnnl.provider' in mods())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", "CPUExecutionProvider True"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+
 from .base import ExecutionProvider
 from .cpu.provider import CPUExecutionProvider
-from .cuda.provider import CUDAExecutionProvider
-from .dnnl.provider import DnnlExecutionProvider
 
 # Every provider name onnxruntime knows (get_all_providers), in its priority order.
 ALL_PROVIDER_NAMES = [
@@ -33,11 +33,16 @@ ALL_PROVIDER_NAMES = [
     "CPUExecutionProvider",
 ]
 
-# Providers onnxlite implements, by name; third-party ones join from the entry-point group.
+# Providers loaded so far, by name: the CPU provider, the built-in ones a session or a listing
+# asked for, and third-party ones from the entry-point group.
 PROVIDER_CLASSES: dict[str, type[ExecutionProvider]] = {
-    "CUDAExecutionProvider": CUDAExecutionProvider,
-    "DnnlExecutionProvider": DnnlExecutionProvider,
     "CPUExecutionProvider": CPUExecutionProvider,
+}
+# The other built-in providers, by module: imported when first named (their kernels and library
+# bindings cost a session that does not use them 3 MiB and several ms of import).
+_BUILTIN: dict[str, str] = {
+    "CUDAExecutionProvider": ".cuda.provider",
+    "DnnlExecutionProvider": ".dnnl.provider",
 }
 
 ENTRY_POINT_GROUP = "onnxlite.execution_providers"
@@ -67,17 +72,32 @@ def _load_plugins() -> None:
                 f"execution provider plugin {ep.name!r} ({ep.value}) failed to load: {e}", stacklevel=2
             )
             continue
-        PROVIDER_CLASSES.setdefault(cls.name, cls)
+        if cls.name not in _BUILTIN:  # a built-in name stays the built-in provider's
+            PROVIDER_CLASSES.setdefault(cls.name, cls)
+
+
+def provider_class(name: str) -> type[ExecutionProvider] | None:
+    """The provider class of that name (None: unknown), its module imported if need be."""
+    _load_plugins()
+    cls = PROVIDER_CLASSES.get(name)
+    if cls is None and name in _BUILTIN:
+        cls = getattr(importlib.import_module(_BUILTIN[name], __name__), name)
+        PROVIDER_CLASSES[name] = cls
+    return cls
 
 
 def provider_classes() -> dict[str, type[ExecutionProvider]]:
+    """Every provider class, by name (the built-in ones all imported)."""
     _load_plugins()
+    for name in _BUILTIN:
+        provider_class(name)
     return PROVIDER_CLASSES
 
 
 def known_provider_names() -> list[str]:
     """onnxruntime's provider names plus those of installed plugins."""
-    return ALL_PROVIDER_NAMES + [n for n in provider_classes() if n not in ALL_PROVIDER_NAMES]
+    _load_plugins()
+    return ALL_PROVIDER_NAMES + [n for n in PROVIDER_CLASSES if n not in ALL_PROVIDER_NAMES]
 
 
 def available_providers() -> list[str]:
@@ -94,5 +114,6 @@ __all__ = [
     "ExecutionProvider",
     "available_providers",
     "known_provider_names",
+    "provider_class",
     "provider_classes",
 ]

@@ -11,3 +11,4 @@ from onnxlite.providers.cpu.provider import CPUExecutionProvider
 @pytest.fixture(autouse=True)
 def cpu_provider_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(providers_mod, "PROVIDER_CLASSES", {"CPUExecutionProvider": CPUExecutionProvider})
+    monkeypatch.setattr(providers_mod, "_BUILTIN", {})
