@@ -134,6 +134,10 @@ class ConvKernel:
         # (input layout, weights, bias, entry, weights and bias arguments, output bytes) of the
         # last call that needed no reorder: the next call with the same objects goes straight on
         self._hot: tuple[Any, ...] | None = None
+        # the same for the last call with a Z (a residual sum) that needed no reorder: (input
+        # layout, weights, bias, Z layout, own_z, entry, weights and bias arguments, output
+        # bytes, or None when the sum is made in Z's own buffer)
+        self._hot_z: tuple[Any, ...] | None = None
 
     def _entry(
         self, xmd: MD, wshape: tuple[int, ...], has_b: bool, zmd: MD | None = None
@@ -265,7 +269,7 @@ class ConvKernel:
     def adopt(self, w: np.ndarray, stand_in: np.ndarray) -> bool:
         """From now on ``stand_in`` (an array of w's shape holding no data) means the weights
         ``w`` packed by :meth:`prepack`; the kernel drops its references to ``w``."""
-        self._hot = None
+        self._hot = self._hot_z = None
         for entry in self._cache.values():
             if entry is None:
                 continue
@@ -297,6 +301,29 @@ class ConvKernel:
             dst = np.empty(hot[5], np.uint8)
             e.prim.run([(L.ARG_SRC, e.src_md, x.buf), *hot[4], (L.ARG_DST, e.dst_md, dst)])
             return result(e.dst_md, dst, self.keep_blocked)
+        hz = self._hot_z
+        if (
+            hz is not None
+            and type(x) is DnnlTensor
+            and type(z) is DnnlTensor
+            and x.md is hz[0]
+            and w is hz[1]
+            and b is hz[2]
+            and z.md is hz[3]
+            and own_z is hz[4]
+            and (hz[7] is not None or z.buf.flags.writeable)
+        ):
+            # a residual block's steady state: the sum in Z's buffer, or Z read by a post-op
+            e = hz[5]
+            if hz[7] is None:
+                dst = z.buf
+                e.prim.run([(L.ARG_SRC, e.src_md, x.buf), *hz[6], (L.ARG_DST, e.dst_md, dst)])
+            else:
+                dst = np.empty(hz[7], np.uint8)
+                e.prim.run(
+                    [(L.ARG_SRC, e.src_md, x.buf), *hz[6], (_ARG_Z, z.md, z.buf), (L.ARG_DST, e.dst_md, dst)]
+                )
+            return result(e.dst_md, dst, self.keep_blocked)
         if 0 in np.shape(x) and np.ndim(w) == np.ndim(x):
             return self._empty(np.shape(x), np.shape(w))
         xmd, xbuf = source(x)
@@ -327,6 +354,11 @@ class ConvKernel:
             args.append(z_arg)
         args.append((L.ARG_DST, e.dst_md, dst))
         e.prim.run(args)
-        if z is None and type(x) is DnnlTensor and src is xbuf and not e.dst_md.is_plain():
-            self._hot = (xmd, w, b, e, tuple(args[1:-1]), e.dst_md.nbytes)
+        if type(x) is DnnlTensor and src is xbuf and not e.dst_md.is_plain():
+            if z is None:
+                self._hot = (xmd, w, b, e, tuple(args[1:-1]), e.dst_md.nbytes)
+            elif type(z) is DnnlTensor and (z_arg is not None or dst is z.buf):
+                wb = tuple(args[1:-2] if z_arg is not None else args[1:-1])
+                out_bytes = e.dst_md.nbytes if z_arg is not None else None
+                self._hot_z = (xmd, w, b, z.md, own_z, e, wb, out_bytes)
         return result(e.dst_md, dst, self.keep_blocked)
