@@ -85,6 +85,7 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
     _write_in_place(b.steps, {b.slots[o.name] for o in graph.outputs}, eps)
     plan = Plan(graph, b.steps, b.slots, constants, outer_used)
     plan.assignment = [(node, ep.name) for node, ep in zip(graph.nodes, assigned) if ep is not None]
+    plan.groups = [(ep.name, len(group)) for ep, group in parts.groups]
     return plan
 
 

@@ -110,6 +110,8 @@ class Plan:
         self.output_names = [v.name for v in graph.outputs]
         # (node, provider name) for every node, compiled groups included (inspect, logging)
         self.assignment: list[tuple[Node, str]] = [(st.node, st.provider) for st in steps]
+        # (provider name, node count) of each group a non-CPU provider claimed (logging)
+        self.groups: list[tuple[str, int]] = []
         self._variants: dict[tuple[Any, ...], Variant] = {}
         self._lock = threading.Lock()
         self.full = self.variant(tuple(slots[n] for n in self.output_names))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 import warnings
@@ -204,11 +205,27 @@ class InferenceSession:
         own_threads = any(p in pools for _, p in self._plan.assignment)
         modes = (SPLIT, BLAS, SINGLE) if own_threads else (SPLIT, BLAS)
         self._threads = ThreadPolicy(so.intra_op_num_threads, modes)
-        if so.log_severity_level == 0:
-            counts: dict[str, int] = {}
-            for st in self._plan.steps:
-                counts[st.provider] = counts.get(st.provider, 0) + 1
-            log.info("session built: %s nodes per provider", counts)
+        if so.log_severity_level <= 1:
+            self._log_assignment()
+
+    def _log_assignment(self) -> None:
+        """The verbose session log (log_severity_level 0 or 1): which provider runs which nodes,
+        in how many groups, and the device copies between them."""
+        from .tools.inspect import provider_table
+
+        plan = self._plan
+        copies = sum(1 for st in plan.steps if st.node.op_type.startswith("Memcpy"))
+        lines = [f"session built: {len(plan.assignment)} nodes, {copies} device copies"]
+        for name, count, ops in provider_table(self):
+            sizes = [n for p, n in plan.groups if p == name]
+            where = f" in {len(sizes)} group(s) of {', '.join(map(str, sizes))}" if sizes else ""
+            lines.append(f"  {name}: {count} nodes{where}: {ops}")
+        msg = "\n".join(lines)
+        if log.hasHandlers():
+            # the session asked for it: past the logger's own level, to the application's handlers
+            log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, msg, (), None))
+        else:  # no logging set up: to stderr, as onnxruntime's default logger writes
+            sys.stderr.write(f"onnxlite [I:session] {msg}\n")
 
     def _apply_overrides(self) -> None:
         so = self._sess_options

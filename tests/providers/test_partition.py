@@ -196,3 +196,29 @@ def test_compiled_group_is_one_step(monkeypatch: pytest.MonkeyPatch) -> None:
     y, z = s.run(None, {"x": X})
     np.testing.assert_allclose(y, mlp_reference(X)[0], rtol=1e-5)
     np.testing.assert_allclose(z, mlp_reference(X)[1], rtol=1e-5)
+
+
+def test_verbose_session_log_shows_the_assignment(toy, capsys, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    so = _unoptimized()
+    so.log_severity_level = 0
+    # no logging configured (pytest's capture handler taken away): the log goes to stderr
+    logger = logging.getLogger("onnxlite")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(logger, "hasHandlers", lambda: False)
+        ort.InferenceSession(mlp(), sess_options=so, providers=[TOY, "CPUExecutionProvider"])
+    err = capsys.readouterr().err
+    assert "session built: 4 nodes, 0 device copies" in err
+    assert f"{TOY}: 1 nodes in 1 group(s) of 1: Relu(1)" in err
+    assert "CPUExecutionProvider: 3 nodes: Add(1), MatMul(1), Sigmoid(1)" in err
+    # with logging set up, the record goes to its handlers whatever the logger's own level
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(logger, "level", logging.ERROR)
+        ort.InferenceSession(mlp(), sess_options=so, providers=[TOY, "CPUExecutionProvider"])
+    assert any("session built" in r.getMessage() for r in caplog.records)
+    # the default severity (warning) logs nothing
+    caplog.clear()
+    ort.InferenceSession(mlp(), sess_options=_unoptimized(), providers=[TOY, "CPUExecutionProvider"])
+    assert not any("session built" in r.getMessage() for r in caplog.records)
+    assert "session built" not in capsys.readouterr().err
