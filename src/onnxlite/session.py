@@ -211,11 +211,10 @@ class InferenceSession:
     def _log_assignment(self) -> None:
         """The verbose session log (log_severity_level 0 or 1): which provider runs which nodes,
         in how many groups, and the device copies between them."""
-        from .tools.inspect import provider_table
+        from .tools.inspect import device_copies, provider_table
 
         plan = self._plan
-        copies = sum(1 for st in plan.steps if st.node.op_type.startswith("Memcpy"))
-        lines = [f"session built: {len(plan.assignment)} nodes, {copies} device copies"]
+        lines = [f"session built: {len(plan.assignment)} nodes, {device_copies(self)} device copies"]
         for name, count, ops in provider_table(self):
             sizes = [n for p, n in plan.groups if p == name]
             where = f" in {len(sizes)} group(s) of {', '.join(map(str, sizes))}" if sizes else ""

@@ -21,6 +21,11 @@ def provider_table(session: Any) -> list[tuple[str, int, str]]:
     return rows
 
 
+def device_copies(session: Any) -> int:
+    """Copy steps the plan inserted where values cross devices."""
+    return sum(1 for st in session._plan.steps if st.node.op_type.startswith("Memcpy"))
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     import onnxlite
 
@@ -40,8 +45,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print("outputs:")
     for a in sess.get_outputs():
         print(f"  {a.name}: {a.type} {a.shape}")
-    copies = sum(1 for st in sess._plan.steps if st.node.op_type.startswith("Memcpy"))
-    print(f"providers ({len(sess._plan.assignment)} nodes, {copies} device copies):")
+    print(f"providers ({len(sess._plan.assignment)} nodes, {device_copies(sess)} device copies):")
     rows = provider_table(sess)
     width = max((len(r[0]) for r in rows), default=8)
     print(f"  {'provider':<{width}}  {'nodes':>5}  op types")
