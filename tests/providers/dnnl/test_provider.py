@@ -132,6 +132,12 @@ def test_num_threads_option(monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_array_equal(s.run(None, {"x": x})[0], np.maximum(x, 0))
     with pytest.raises(ValueError, match="num_threads"):
         ort.InferenceSession(model.SerializeToString(), providers=[(DNNL, {"num_threads": "x"})])
+    # a misspelt option is an error naming the known ones, not silently ignored
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['num_thread'\].*num_threads"):
+        ort.InferenceSession(model.SerializeToString(), providers=[(DNNL, {"num_thread": "2"})])
+    with pytest.raises(ValueError, match="use_arena"):
+        ort.InferenceSession(model.SerializeToString(), providers=[(DNNL, {"use_arena": "yes"})])
+    ort.InferenceSession(model.SerializeToString(), providers=[(DNNL, {"use_arena": "0"}), CPU])
 
 
 def test_capability_returns_connected_groups() -> None:

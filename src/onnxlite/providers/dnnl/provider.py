@@ -14,8 +14,10 @@
 Primitives are created on first use per input layout/shape and cached (thread-safe); weights
 are reordered into oneDNN's layout once per weights object (an initializer: once per session).
 
-Provider option ``num_threads`` (a string, as onnxruntime passes them): oneDNN's OpenMP threads
-(default: OpenMP's own, OMP_NUM_THREADS or all cores); OpenMP keeps it per process in effect.
+Provider options (strings, as onnxruntime passes them): ``num_threads``, oneDNN's OpenMP threads
+(default: OpenMP's own, OMP_NUM_THREADS or all cores; OpenMP keeps it per process in effect), and
+onnxruntime's ``use_arena`` ("0"/"1"), accepted for compatibility (buffers come from the session's
+CPU arena either way). Any other option is an error that lists these.
 
 ``supports`` declines what is not implemented (dtypes, attributes, unknown ranks, weight zero
 points...), so the CPU provider takes it: never a different answer.
@@ -119,8 +121,20 @@ class DnnlExecutionProvider(ExecutionProvider):
     registry = None
     own_thread_pool = True  # OpenMP's, with one-thread twins of its primitives
 
+    KNOWN_OPTIONS = ("num_threads", "use_arena")
+
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         super().__init__(options)
+        unknown = sorted(set(self.options) - set(self.KNOWN_OPTIONS))
+        if unknown:
+            known = list(self.KNOWN_OPTIONS)
+            raise InvalidArgument(
+                f"DnnlExecutionProvider: unknown option(s) {unknown}; the known ones are {known}"
+            )
+        if self.options.get("use_arena", "1") not in ("0", "1"):
+            raise InvalidArgument(
+                f"DnnlExecutionProvider option use_arena={self.options['use_arena']!r} must be '0' or '1'"
+            )
         lib = L.load()
         threads = self.options.get("num_threads", "0")
         try:
