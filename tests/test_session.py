@@ -192,6 +192,8 @@ def test_run_options_terminate(sess: ort.InferenceSession) -> None:
     assert len(sess.run(None, {"x": X}, ro)) == 2
     ro.add_run_config_entry("k", "v")
     assert ro.get_run_config_entry("k") == "v"
+    with pytest.raises(ort.InvalidArgument, match="run_options must be a RunOptions, got dict"):
+        sess.run(None, {"x": X}, {"terminate": True})
 
 
 def test_run_async(sess: ort.InferenceSession) -> None:

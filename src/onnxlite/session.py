@@ -412,6 +412,8 @@ class InferenceSession:
 
     def _execute(self, vals: list[Any], variant: Any, run_options: RunOptions | None) -> list[Any]:
         """Run a prepared variant (profiled, parallel or plain) under the session's thread settings."""
+        if run_options is not None and not isinstance(run_options, RunOptions):
+            raise InvalidArgument(f"run_options must be a RunOptions, got {type(run_options).__name__}")
         policy = self._threads
         plan = self._plan
         variant, signature = plan.specialize(variant, vals)
