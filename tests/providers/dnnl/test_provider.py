@@ -199,3 +199,55 @@ def test_small_constant_weights_stay_on_numpy(monkeypatch: pytest.MonkeyPatch, n
     assert_close(got[0], want[0])
     expected = DNNL if claimed else CPU
     assert set(where(sd).values()) == {expected}
+
+
+def test_one_thread_at_a_time_runs_primitives_on_several_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the first thread to run a primitive owns the OpenMP team until it ends; others run
+    # one-thread twins, so that no idle team outlives its use and slows every team's barriers
+    import threading
+
+    from onnxlite.providers.dnnl import _prim
+
+    monkeypatch.setattr(_prim, "_team_owner", [None])
+    seen: list[tuple[str, bool]] = []
+    release = threading.Event()
+
+    def claim(tag: str, hold: bool) -> None:
+        seen.append((tag, _prim._owns_team()))
+        if hold:
+            release.wait(5)
+
+    a = threading.Thread(target=claim, args=("a", True))
+    a.start()
+    while not seen:
+        pass
+    b = threading.Thread(target=claim, args=("b", False))
+    b.start()
+    b.join()
+    release.set()
+    a.join()
+    c = threading.Thread(target=claim, args=("c", False))  # the owner has ended: c takes over
+    c.start()
+    c.join()
+    assert seen == [("a", True), ("b", False), ("c", True)]
+
+
+def test_a_second_thread_runs_the_session_on_one_thread_twins() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from onnxlite.providers.dnnl import _lib
+    from onnxlite.providers.dnnl._conv import ConvKernel
+
+    if _lib.load().default_threads < 2:
+        pytest.skip("one OpenMP thread here")
+    x = rand(1, 32, 28, 28)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])]
+    model = graph_model(nodes, {"x": x}, ["y"], {"w": rand(64, 32, 3, 3)})
+    s = ort.InferenceSession(model.SerializeToString(), providers=[DNNL, CPU])
+    want = s.run(None, {"x": x})[0]  # this thread owns the team (or another test's thread does)
+    with ThreadPoolExecutor(1) as pool:
+        got = pool.submit(s.run, None, {"x": x}).result()[0]
+    assert_close(got, want)
+    (step,) = [st for st in s._plan.steps if st.node.op_type == "Conv"]
+    entries = [e for e in step.fn._cache.values() if e is not None] if isinstance(step.fn, ConvKernel) else []
+    assert entries and all(isinstance(e.prim._single, type(e.prim)) for e in entries)

@@ -296,7 +296,7 @@ class Primitive:
         """Execute over ``args`` (argument id, layout, numpy buffer). The memory objects of the
         last call on this thread are reused (only their data pointers change) when the
         arguments have the same layouts, which they do on every run of a plan."""
-        if self._remake is not None and single_thread_run():
+        if self._remake is not None and (single_thread_run() or not _owns_team()):
             twin = self._single_twin()
             if twin is not None:
                 twin.run(args)
@@ -355,6 +355,33 @@ class Primitive:
 
 
 _twin_lock = threading.Lock()
+
+# One OpenMP team in the process. libgomp keeps the workers of every thread that has run a
+# parallel region on several threads for as long as that thread lives, and once all those
+# workers outnumber the cores, the idle ones of every team spin only ~100 times before sleeping:
+# each primitive then pays a wake-up (SqueezeNet on the main thread 3.5 -> 5.9 ms, for good, once
+# two threads of an application's pool had run the session). So one thread at a time, the first
+# to run a primitive, until it ends, runs primitives on several threads; the others run their
+# one-thread twins (concurrent runs from several threads share the cores that way anyway).
+_team_owner: list[threading.Thread | None] = [None]
+_team_lock = threading.Lock()
+
+
+def _owns_team() -> bool:
+    """Whether this thread's primitives may use several OpenMP threads (see _team_owner)."""
+    me = threading.current_thread()
+    owner = _team_owner[0]
+    if owner is me:
+        return True
+    if owner is not None and owner.is_alive():
+        return False
+    with _team_lock:
+        owner = _team_owner[0]
+        if owner is None or not owner.is_alive():
+            _team_owner[0] = owner = me
+        return owner is me
+
+
 # Arguments whose layout a one-thread twin must share with its primitive (the scratchpad is
 # the twin's own).
 _LAYOUT_ARGS = (
