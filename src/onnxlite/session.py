@@ -28,7 +28,7 @@ from .plan import Plan
 from .providers import available_providers, known_provider_names, provider_class
 from .providers.base import ExecutionProvider
 from .providers.cpu.provider import CPUExecutionProvider
-from .threads import BLAS, SINGLE, SPLIT, RunThreads, ThreadPolicy
+from .threads import BLAS, SINGLE, SPLIT, RunThreads, ThreadPolicy, mark_short_lived
 from .types import np_dtype, type_shape, type_string
 
 log = logging.getLogger("onnxlite")
@@ -455,6 +455,7 @@ class InferenceSession:
         """Run in a background thread; ``callback(outputs, user_data, error_message)`` gets the result."""
 
         def work() -> None:
+            mark_short_lived()
             try:
                 out = self.run(output_names, input_feed, run_options)
             except OnnxliteError as e:

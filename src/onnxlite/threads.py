@@ -73,6 +73,16 @@ def single_thread_run() -> bool:
     return bool(getattr(_run, "single", False))
 
 
+def mark_short_lived() -> None:
+    """This thread ends after its run (run_async's): pools that keep per-thread state for a
+    thread's life (OpenMP's teams) may still give it several threads."""
+    _run.short_lived = True
+
+
+def short_lived() -> bool:
+    return bool(getattr(_run, "short_lived", False))
+
+
 class RunThreads:
     """Context of one run.
 

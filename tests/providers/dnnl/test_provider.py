@@ -224,12 +224,22 @@ def test_one_thread_at_a_time_runs_primitives_on_several_threads(monkeypatch: py
     b = threading.Thread(target=claim, args=("b", False))
     b.start()
     b.join()
+
+    def short(tag: str) -> None:  # run_async's thread: it ends after its run, and its team with it
+        from onnxlite.threads import mark_short_lived
+
+        mark_short_lived()
+        claim(tag, False)
+
+    s = threading.Thread(target=short, args=("s",))
+    s.start()
+    s.join()
     release.set()
     a.join()
     c = threading.Thread(target=claim, args=("c", False))  # the owner has ended: c takes over
     c.start()
     c.join()
-    assert seen == [("a", True), ("b", False), ("c", True)]
+    assert seen == [("a", True), ("b", False), ("s", True), ("c", True)]
 
 
 def test_a_second_thread_runs_the_session_on_one_thread_twins() -> None:

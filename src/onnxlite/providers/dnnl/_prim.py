@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ...threads import single_thread_run
+from ...threads import short_lived, single_thread_run
 from . import _lib as L
 from ._lib import DnnlError, load
 
@@ -363,6 +363,7 @@ _twin_lock = threading.Lock()
 # two threads of an application's pool had run the session). So one thread at a time, the first
 # to run a primitive, until it ends, runs primitives on several threads; the others run their
 # one-thread twins (concurrent runs from several threads share the cores that way anyway).
+# A thread that ends after its run (run_async's) has its team freed with it: it may use one.
 _team_owner: list[threading.Thread | None] = [None]
 _team_lock = threading.Lock()
 
@@ -371,7 +372,7 @@ def _owns_team() -> bool:
     """Whether this thread's primitives may use several OpenMP threads (see _team_owner)."""
     me = threading.current_thread()
     owner = _team_owner[0]
-    if owner is me:
+    if owner is me or short_lived():
         return True
     if owner is not None and owner.is_alive():
         return False
