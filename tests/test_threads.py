@@ -96,6 +96,56 @@ def test_parallel_mode_matches_sequential(name: str) -> None:
         np.testing.assert_array_equal(par.run(None, {inp.name: x})[0], seq.run(None, {inp.name: x})[0])
 
 
+def test_parallel_mode_keeps_chains_on_the_calling_thread() -> None:
+    # a chain a -> b -> c with one branch d beside b: the caller runs the chain (single-thread
+    # settings only while the pool runs d), the pool only the branch's extra step
+    import threading
+
+    seen: dict[str, tuple[str, bool]] = {}
+    gate = threading.Event()
+
+    @ort.register_custom_op("Where2", domain="t.ops")
+    def where2(x, *, tag=b""):  # type: ignore[no-untyped-def]
+        from onnxlite.threads import single_thread_run
+
+        name = tag.decode() if isinstance(tag, bytes) else str(tag)
+        if name == "d":
+            gate.wait(5)  # d runs while b does: b must see the pool busy
+        seen[name] = (threading.current_thread().name, single_thread_run())
+        if name == "b":
+            gate.set()
+        return x + 1
+
+    try:
+        mk = onnx.helper.make_node
+        nodes = [
+            mk("Where2", ["x"], ["a"], domain="t.ops", tag="a"),
+            mk("Where2", ["a"], ["b"], domain="t.ops", tag="b"),
+            mk("Where2", ["a"], ["d"], domain="t.ops", tag="d"),
+            mk("Add", ["b", "d"], ["s"]),
+            mk("Where2", ["s"], ["y"], domain="t.ops", tag="c"),
+        ]
+        info = onnx.helper.make_tensor_value_info
+        g = onnx.helper.make_graph(
+            nodes, "g", [info("x", onnx.TensorProto.FLOAT, [1])], [info("y", onnx.TensorProto.FLOAT, [1])]
+        )
+        m = onnx.helper.make_model(
+            g, opset_imports=[onnx.helper.make_opsetid("", 17), onnx.helper.make_opsetid("t.ops", 1)]
+        )
+        so = ort.SessionOptions()
+        so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+        so.inter_op_num_threads = 2
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        (y,) = ort.InferenceSession(m, sess_options=so).run(None, {"x": np.zeros(1, np.float32)})
+        assert y[0] == 5  # (1 + 1) + (1 + 1) + 1
+        me = threading.current_thread().name
+        assert seen["a"] == (me, False) and seen["c"] == (me, False)
+        assert seen["b"] == (me, True)  # beside d, on one thread
+        assert seen["d"][0] != me
+    finally:
+        ort.unregister_custom_op("Where2", "t.ops")
+
+
 def test_parallel_mode_reports_kernel_failures_and_terminate() -> None:
     so = ort.SessionOptions()
     so.execution_mode = ort.ExecutionMode.ORT_PARALLEL

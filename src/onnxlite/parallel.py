@@ -1,4 +1,4 @@
-"""ExecutionMode.ORT_PARALLEL: run independent steps of a plan variant on a thread pool.
+"""ExecutionMode.ORT_PARALLEL: run independent steps of a plan variant on several threads.
 
 numpy releases the GIL inside BLAS calls and ufunc loops, so independent branches (inception
 blocks, multi-head projections) overlap. Dependencies and slot use counts are computed once per
@@ -8,11 +8,13 @@ variant; a slot is released when its last consumer finishes.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from .plan import NONE_SLOT, Plan, Terminated, Variant, store
+from .threads import set_single_thread_run, single_thread_run
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,18 @@ def schedule(variant: Variant) -> Schedule:
 
 
 class ParallelExecutor:
-    """Runs plan variants with up to ``threads`` steps in flight."""
+    """Runs plan variants with up to ``threads`` steps in flight: the calling thread runs the
+    steps one after another as they become ready, and hands the ready steps it cannot take at
+    once to the pool's ``threads - 1`` threads.
+
+    Chains of dependent steps thus stay on the caller (the thread whose kernels may use a
+    provider's own thread team, see ``providers.dnnl._prim``), and only the extra work of
+    independent branches goes to the pool, one step per hand-off.
+    """
 
     def __init__(self, threads: int) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="onnxlite")
+        self.threads = max(1, threads)
+        self.pool = ThreadPoolExecutor(max_workers=max(1, self.threads - 1), thread_name_prefix="onnxlite")
         self._schedules: dict[int, Schedule] = {}
         self._lock = threading.Lock()
 
@@ -70,49 +80,71 @@ class ParallelExecutor:
         sch = self._schedule(variant)
         remaining = list(sch.n_deps)
         uses = dict(sch.uses)
-        lock = threading.Lock()
-        done = threading.Event()
+        cond = threading.Condition()
+        ready = deque(pos for pos, n in enumerate(sch.n_deps) if n == 0)
         left = [len(steps)]
+        in_pool = [0]
         failure: list[tuple[int, Exception]] = []
 
-        def worker(pos: int) -> None:
-            while True:
-                fn, ins, outs, _ = steps[pos]
-                try:
-                    if terminate is not None and terminate.terminate:
-                        raise Terminated("Exiting due to terminate flag being set to true.")
-                    store(vals, outs, fn(*[vals[i] for i in ins]))
-                except Exception as e:  # reported by the caller's thread
-                    with lock:
-                        failure.append((pos, e))
-                    done.set()
-                    return
-                ready = []
-                with lock:
-                    for s in set(ins):
-                        uses[s] -= 1
-                        if uses[s] == 0 and s not in sch.keep:
-                            vals[s] = None
-                    for d in sch.dependents[pos]:
-                        remaining[d] -= 1
-                        if remaining[d] == 0:
-                            ready.append(d)
-                    left[0] -= 1
-                    if left[0] == 0:
-                        done.set()
-                if failure or not ready:
-                    return
-                for d in ready[1:]:
-                    self.pool.submit(worker, d)
-                pos = ready[0]
+        def run_step(pos: int) -> None:
+            fn, ins, outs, _ = steps[pos]
+            if terminate is not None and terminate.terminate:
+                raise Terminated("Exiting due to terminate flag being set to true.")
+            store(vals, outs, fn(*[vals[i] for i in ins]))
 
-        for pos, n in enumerate(sch.n_deps):
-            if n == 0:
-                self.pool.submit(worker, pos)
-        done.wait()
+        def finished(pos: int) -> None:  # with cond held
+            for s in set(steps[pos][1]):
+                uses[s] -= 1
+                if uses[s] == 0 and s not in sch.keep:
+                    vals[s] = None
+            for d in sch.dependents[pos]:
+                remaining[d] -= 1
+                if remaining[d] == 0:
+                    ready.append(d)
+            left[0] -= 1
+
+        def pooled(pos: int) -> None:
+            try:
+                run_step(pos)
+            except Exception as e:  # reported by the caller's thread
+                with cond:
+                    failure.append((pos, e))
+                    in_pool[0] -= 1
+                    cond.notify()
+                return
+            with cond:
+                in_pool[0] -= 1
+                finished(pos)
+                cond.notify()
+
+        single = single_thread_run()
+        with cond:
+            while left[0] and not failure:
+                if not ready:
+                    cond.wait()
+                    continue
+                pos = ready.popleft()
+                while ready and in_pool[0] < self.threads - 1:
+                    in_pool[0] += 1
+                    self.pool.submit(pooled, ready.pop())
+                # while pool threads run steps, the caller's kernels keep to one thread too: a
+                # thread team beside them would wait at its barriers for a preempted member
+                set_single_thread_run(single or in_pool[0] > 0)
+                cond.release()
+                try:
+                    run_step(pos)
+                except Exception as e:
+                    cond.acquire()
+                    failure.append((pos, e))
+                    break
+                cond.acquire()
+                finished(pos)
+            set_single_thread_run(single)
+            while in_pool[0]:  # no step may still write into vals once this returns
+                cond.wait()
         if failure:
-            pos, e = failure[0]
-            if isinstance(e, Terminated):
-                raise e
-            raise plan.step_error(variant, pos, vals, e) from e
+            bad, err = failure[0]
+            if isinstance(err, Terminated):
+                raise err
+            raise plan.step_error(variant, bad, vals, err) from err
         return [vals[i] for i in variant.fetch]

@@ -73,6 +73,13 @@ def single_thread_run() -> bool:
     return bool(getattr(_run, "single", False))
 
 
+def set_single_thread_run(single: bool) -> bool:
+    """Set this thread's :func:`single_thread_run`; returns the previous setting."""
+    prev = single_thread_run()
+    _run.single = single
+    return prev
+
+
 def mark_short_lived() -> None:
     """This thread ends after its run (run_async's): pools that keep per-thread state for a
     thread's life (OpenMP's teams) may still give it several threads."""
