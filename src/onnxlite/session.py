@@ -28,7 +28,7 @@ from .plan import Plan
 from .providers import available_providers, known_provider_names, provider_class
 from .providers.base import ExecutionProvider
 from .providers.cpu.provider import CPUExecutionProvider
-from .threads import BLAS, SINGLE, SPLIT, RunThreads, ThreadPolicy, mark_short_lived
+from .threads import BLAS, SINGLE, SPLIT, RunThreads, ThreadPolicy, building, mark_short_lived
 from .types import np_dtype, type_shape, type_string
 
 log = logging.getLogger("onnxlite")
@@ -146,6 +146,10 @@ class InferenceSession:
     # -- construction -------------------------------------------------------------------------
 
     def _build(self, providers: Sequence[Any] | None, provider_options: Any) -> None:
+        with building():  # one-off work: it claims no per-thread pool (see threads.building)
+            self._build_plan(providers, provider_options)
+
+    def _build_plan(self, providers: Sequence[Any] | None, provider_options: Any) -> None:
         requested = _parse_providers(providers, provider_options)
         instances: list[ExecutionProvider] = []
         cpu: ExecutionProvider | None = None

@@ -11,10 +11,11 @@ settings should not run concurrently.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -78,6 +79,29 @@ def set_single_thread_run(single: bool) -> bool:
     prev = single_thread_run()
     _run.single = single
     return prev
+
+
+# Called at the end of each session build on the building thread (providers register them).
+BUILD_END_HOOKS: list[Callable[[], None]] = []
+
+
+@contextlib.contextmanager
+def building() -> Iterator[None]:
+    """This thread builds a session: per-thread pools its one-off work claimed are given back at
+    the end (for the threads that will run sessions: OpenMP's team, see providers.dnnl._prim)."""
+    prev = getattr(_run, "building", False)
+    _run.building = True
+    try:
+        yield
+    finally:
+        _run.building = prev
+        if not prev:
+            for hook in BUILD_END_HOOKS:
+                hook()
+
+
+def is_building() -> bool:
+    return bool(getattr(_run, "building", False))
 
 
 def mark_short_lived() -> None:

@@ -261,3 +261,31 @@ def test_a_second_thread_runs_the_session_on_one_thread_twins() -> None:
     (step,) = [st for st in s._plan.steps if st.node.op_type == "Conv"]
     entries = [e for e in step.fn._cache.values() if e is not None] if isinstance(step.fn, ConvKernel) else []
     assert entries and all(isinstance(e.prim._single, type(e.prim)) for e in entries)
+
+
+def test_a_session_build_gives_the_team_back() -> None:
+    # a fresh interpreter: the build's weight reorders claim the team and free it at the end, so
+    # the first thread to run (here an application's worker thread) gets it
+    import subprocess
+    import sys
+
+    code = (
+        "import threading, numpy as np, onnxlite as ort\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from onnx import helper\n"
+        "from onnxlite.providers.dnnl import _prim\n"
+        "from tests.providers.dnnl.conftest import graph_model\n"
+        "x = np.ones((1, 256, 28, 28), np.float32)\n"
+        "w = np.ones((512, 256, 3, 3), np.float32)  # reordered at the build on several threads\n"
+        "node = helper.make_node('Conv', ['x', 'w'], ['y'], pads=[1, 1, 1, 1])\n"
+        "m = graph_model([node], {'x': x}, ['y'], {'w': w})\n"
+        "s = ort.InferenceSession(m.SerializeToString(), providers=['DnnlExecutionProvider'])\n"
+        "print(_prim._team_owner[0] is None)\n"
+        "def work():\n"
+        "    s.run(None, {'x': x})\n"
+        "    return _prim._team_owner[0] is threading.current_thread()\n"
+        "with ThreadPoolExecutor(1) as pool:\n"
+        "    print(pool.submit(work).result())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True"]

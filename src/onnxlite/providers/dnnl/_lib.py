@@ -261,12 +261,14 @@ class _Lib:
         self._local = threading.local()
         self.threads = 0  # 0: OpenMP's default
         self._omp_set: Any = None
+        self._omp_pause: Any = None
         self.default_threads = 1
         try:
             gomp = ctypes.CDLL("libgomp.so.1")
             self._omp_set = gomp.omp_set_num_threads
             self._omp_set.argtypes = [c_int]
             self.default_threads = max(1, int(gomp.omp_get_max_threads()))
+            self._omp_pause = getattr(gomp, "omp_pause_resource_all", None)  # OpenMP 5.0
         except (OSError, AttributeError):
             self._omp_set = None
 
@@ -287,6 +289,12 @@ class _Lib:
             self.check(self.stream_create(ctypes.byref(s), self.engine, 1), "stream_create")
             self._local.stream = s
         return s
+
+    def free_thread_team(self) -> None:
+        """End this thread's OpenMP worker threads (the next parallel region starts new ones)."""
+        if self._omp_pause is not None:
+            self._omp_pause(1)  # omp_pause_soft
+        self._local.threads = 0
 
     def use_threads(self, n: int) -> None:
         """OpenMP threads for this thread's next primitive creation or execution: ``n``, or the

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ...threads import short_lived, single_thread_run
+from ...threads import BUILD_END_HOOKS, is_building, short_lived, single_thread_run
 from . import _lib as L
 from ._lib import DnnlError, load
 
@@ -363,9 +363,12 @@ _twin_lock = threading.Lock()
 # two threads of an application's pool had run the session). So one thread at a time, the first
 # to run a primitive, until it ends, runs primitives on several threads; the others run their
 # one-thread twins (concurrent runs from several threads share the cores that way anyway).
-# A thread that ends after its run (run_async's) has its team freed with it: it may use one.
+# A thread that ends after its run (run_async's) has its team freed with it: it may use one. A
+# thread that claimed the team while building a session (weight reorders) frees it at the end of
+# the build, for whichever thread runs first (a server builds on one thread, runs on others).
 _team_owner: list[threading.Thread | None] = [None]
 _team_lock = threading.Lock()
+_claimed = threading.local()
 
 
 def _owns_team() -> bool:
@@ -380,7 +383,22 @@ def _owns_team() -> bool:
         owner = _team_owner[0]
         if owner is None or not owner.is_alive():
             _team_owner[0] = owner = me
+            _claimed.in_build = is_building()
         return owner is me
+
+
+def _free_build_team() -> None:
+    """At the end of a session build: a team this thread claimed during it is freed."""
+    if not getattr(_claimed, "in_build", False):
+        return
+    _claimed.in_build = False
+    with _team_lock:
+        if _team_owner[0] is threading.current_thread():
+            load().free_thread_team()
+            _team_owner[0] = None
+
+
+BUILD_END_HOOKS.append(_free_build_team)
 
 
 # Arguments whose layout a one-thread twin must share with its primitive (the scratchpad is
