@@ -21,6 +21,9 @@ class BuildContext:
     providers: Sequence[ExecutionProvider]
     cpu: ExecutionProvider
     allow_cpu_fallback: bool = True
+    # Initializers a provider keeps packed may be replaced in the graph by their stand-ins (the
+    # original arrays freed): only where the session can load its model again to rebuild.
+    pack_in_place: bool = False
 
 
 def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) -> Plan:
@@ -56,6 +59,7 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
     # Providers other than the CPU one whose kernels read host memory may hold constants packed.
     packers = {id(ep) for ep in ctx.providers if ep is not ctx.cpu and ep.device == "cpu"}
     sole = _sole_readers(graph) if packers else {}
+    packed: dict[str, Any] = {}  # initializers to replace by their providers' stand-ins
     compiled = _compiled_groups(graph, parts)
     group_of = {i: k for k, (_, group, _) in enumerate(compiled) for i in group}
     visible = set(outer) | {v.name for v in graph.inputs} | set(graph.initializers)
@@ -71,13 +75,16 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
         else:
             b.emit_node(node, ep, visible)
             if id(ep) in packers:
-                # Initializers the kernel keeps packed: the plan and the graph hold its stand-in,
-                # so the original array is freed (VGG-19 with oneDNN: 548 MB held once, not twice).
+                # Initializers the kernel keeps packed: the plan (and, for a session that can load
+                # its model again, the graph) hold its stand-in, so the original array is freed
+                # (VGG-19 with oneDNN: 548 MB held once, not twice).
                 for name in node.inputs:
                     if name and sole.get(name) == idx and name in constants and node.inputs.count(name) == 1:
                         stand_in = ep.packed_constant(node, name)
                         if stand_in is not None:
-                            constants[name] = graph.initializers[name] = stand_in
+                            constants[name] = stand_in
+                            if ctx.pack_in_place:
+                                packed[name] = stand_in
         visible.update(o for o in node.outputs if o)
     for o in graph.outputs:  # outputs are fetched from the host copy of device values
         b.slots[o.name] = b.to_cpu(b.slot(o.name), o.name)
@@ -85,6 +92,10 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
     _write_in_place(b.steps, {b.slots[o.name] for o in graph.outputs}, eps)
     plan = Plan(graph, b.steps, b.slots, constants, outer_used)
     plan.assignment = [(node, ep.name) for node, ep in zip(graph.nodes, assigned) if ep is not None]
+    # only now, the whole plan built: a provider failing half-way leaves the graph's weights whole
+    # for the CPU provider that takes over
+    graph.initializers.update(packed)
+    plan.packed_in_place = bool(packed)
     plan.groups = [(ep.name, len(group)) for ep, group in parts.groups]
     return plan
 

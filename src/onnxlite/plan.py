@@ -112,6 +112,8 @@ class Plan:
         self.assignment: list[tuple[Node, str]] = [(st.node, st.provider) for st in steps]
         # (provider name, node count) of each group a non-CPU provider claimed (logging)
         self.groups: list[tuple[str, int]] = []
+        # some of the graph's initializers were replaced by stand-ins of a provider's packed copy
+        self.packed_in_place = False
         self._variants: dict[tuple[Any, ...], Variant] = {}
         self._lock = threading.Lock()
         self.full = self.variant(tuple(slots[n] for n in self.output_names))

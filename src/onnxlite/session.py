@@ -120,21 +120,12 @@ class InferenceSession:
         self._disabled_optimizers = list(kwargs.get("disabled_optimizers") or [])
         self._fallback = True
         self._model_path = path_or_bytes if isinstance(path_or_bytes, str) else None
-        # With the optimizer on, its first round infers the types (data propagation too): the
-        # inference at load would be thrown away.
-        level = int(self._sess_options.graph_optimization_level)
-        self._model = load_model(path_or_bytes, infer_types=level == 0)
         self._profiler = (
             profiling.Profiler(self._sess_options) if self._sess_options.enable_profiling else None
         )
-        if self._profiler is not None:
-            self._profiler.session_event("model_loading_uri", t0, time.perf_counter_ns())
         self._lock = threading.Lock()
-        self._apply_overrides()
+        self._load(path_or_bytes, t0)
         so = self._sess_options
-        self.applied_optimizations = optimize(
-            self._model, int(so.graph_optimization_level), self._disabled_optimizers
-        )
         if so.optimized_model_filepath:
             # Saved before compiling: function-body expansion is an execution detail, not part
             # of the model.
@@ -144,6 +135,18 @@ class InferenceSession:
             self._profiler.session_event("session_initialization", t0, time.perf_counter_ns())
 
     # -- construction -------------------------------------------------------------------------
+
+    def _load(self, source: Any, t0: int) -> None:
+        """Load the model, apply the session options' overrides and optimize it."""
+        so = self._sess_options
+        # With the optimizer on, its first round infers the types (data propagation too): the
+        # inference at load would be thrown away.
+        level = int(so.graph_optimization_level)
+        self._model = load_model(source, infer_types=level == 0)
+        if self._profiler is not None:
+            self._profiler.session_event("model_loading_uri", t0, time.perf_counter_ns())
+        self._apply_overrides()
+        self.applied_optimizations = optimize(self._model, level, self._disabled_optimizers)
 
     def _build(self, providers: Sequence[Any] | None, provider_options: Any) -> None:
         with building():  # one-off work: it claims no per-thread pool (see threads.building)
@@ -176,7 +179,13 @@ class InferenceSession:
         so = self._sess_options
         fallback_off = so._config.get("session.disable_cpu_ep_fallback", "0") == "1"
         graph = self._model.graph
-        ctx = BuildContext(self._model.opsets, instances, cpu, allow_cpu_fallback=not fallback_off)
+        ctx = BuildContext(
+            self._model.opsets,
+            instances,
+            cpu,
+            allow_cpu_fallback=not fallback_off,
+            pack_in_place=self._model_path is not None,
+        )
         try:
             self._plan: Plan = compile_graph(graph, ctx)
         except EPFail as e:
@@ -305,6 +314,10 @@ class InferenceSession:
         provider_options: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         """Rebuild the session for a new provider list."""
+        if self._plan.packed_in_place:
+            # the graph holds stand-ins of weights a provider packed: load the model again
+            assert self._model_path is not None  # weights are packed in place only for files
+            self._load(self._model_path, time.perf_counter_ns())
         self._build(providers, provider_options)
 
     def disable_fallback(self) -> None:

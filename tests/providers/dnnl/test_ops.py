@@ -304,7 +304,7 @@ def test_matmul_bias_epilogue_is_one_primitive(tail: str) -> None:
     assert "bias" in sd._providers[0]._plans[id(mm)].extra
 
 
-def test_constant_weights_are_packed_at_session_creation_once() -> None:
+def test_constant_weights_are_packed_at_session_creation_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from onnx import TensorProto, helper
 
     import onnxlite as ort
@@ -322,7 +322,8 @@ def test_constant_weights_are_packed_at_session_creation_once() -> None:
         [onnx.numpy_helper.from_array(w, "w")],
     )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    s = ort.InferenceSession(model.SerializeToString(), providers=[DNNL, CPU])
+    (tmp_path / "m.onnx").write_bytes(model.SerializeToString())  # from a file: packed in place
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=[DNNL, CPU])
     (step,) = s._plan.steps
     k = step.fn
     # packed before any run, and the plan holds a stand-in instead of the array

@@ -1,4 +1,5 @@
-"""Weights packed at session creation replace the initializer arrays (held once, not twice)."""
+"""Weights packed at session creation replace the initializer arrays (held once, not twice) in
+sessions made from a file, which can load the model again to rebuild (set_providers)."""
 
 from __future__ import annotations
 
@@ -40,11 +41,17 @@ def _stand_in(a: object) -> bool:
     return isinstance(a, np.ndarray) and a.size > 0 and all(s == 0 for s in a.strides)
 
 
-def test_packed_weights_free_the_arrays_and_give_the_same_answer() -> None:
+def _file(tmp_path, data: bytes) -> str:  # type: ignore[no-untyped-def]
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_packed_weights_free_the_arrays_and_give_the_same_answer(tmp_path) -> None:  # type: ignore[no-untyped-def]
     model, x, inits = _model()
     model.graph.input.append(tensor_info("w2", inits["w2"]))  # overridable (IR >= 4)
     data = model.SerializeToString()
-    sd = ort.InferenceSession(data, sess_options=unoptimized(), providers=[DNNL, CPU])
+    sd = ort.InferenceSession(_file(tmp_path, data), sess_options=unoptimized(), providers=[DNNL, CPU])
     sc = ort.InferenceSession(data, sess_options=unoptimized(), providers=[CPU])
     held = sd._model.graph.initializers
     assert _stand_in(held["w1"]) and _stand_in(held["w2"]) and _stand_in(held["fc"])
@@ -59,10 +66,10 @@ def test_packed_weights_free_the_arrays_and_give_the_same_answer() -> None:
     assert_close(sd.run(None, {"x": x})[0], want)
 
 
-def test_an_initializer_read_by_two_nodes_keeps_its_array() -> None:
+def test_an_initializer_read_by_two_nodes_keeps_its_array(tmp_path) -> None:  # type: ignore[no-untyped-def]
     model, x, _ = _model(shared=True)
     data = model.SerializeToString()
-    sd = ort.InferenceSession(data, sess_options=unoptimized(), providers=[DNNL, CPU])
+    sd = ort.InferenceSession(_file(tmp_path, data), sess_options=unoptimized(), providers=[DNNL, CPU])
     sc = ort.InferenceSession(data, sess_options=unoptimized(), providers=[CPU])
     held = sd._model.graph.initializers
     assert not _stand_in(held["w1"]) and _stand_in(held["w0"])
@@ -76,3 +83,13 @@ def test_weights_read_twice_by_one_node_keep_their_array() -> None:
     sd = ort.InferenceSession(model.SerializeToString(), sess_options=unoptimized(), providers=[DNNL, CPU])
     assert not _stand_in(sd._model.graph.initializers["w"])
     assert_close(sd.run(None, {})[0], w @ w)
+
+
+def test_a_session_from_bytes_keeps_its_arrays() -> None:
+    # nothing to load again from: the graph keeps the weights for a rebuild
+    model, x, _ = _model()
+    data = model.SerializeToString()
+    sd = ort.InferenceSession(data, sess_options=unoptimized(), providers=[DNNL, CPU])
+    assert not any(_stand_in(a) for a in sd._model.graph.initializers.values())
+    sc = ort.InferenceSession(data, sess_options=unoptimized(), providers=[CPU])
+    assert_close(sd.run(None, {"x": x})[0], sc.run(None, {"x": x})[0])

@@ -289,3 +289,52 @@ def test_a_session_build_gives_the_team_back() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "True"]
+
+
+def _packed_model():  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 16, 12, 12)).astype(np.float32)
+    inits = {
+        "w1": rng.standard_normal((64, 16, 3, 3)).astype(np.float32),
+        "w2": rng.standard_normal((64, 64, 3, 3)).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["b"]),
+        helper.make_node("Conv", ["b", "w2"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Softmax", ["c"], ["y"], axis=1),
+    ]
+    return graph_model(nodes, {"x": x}, ["y"], inits).SerializeToString(), x
+
+
+@pytest.mark.parametrize("from_file", [True, False])
+def test_rebuilds_never_read_the_stand_ins_of_packed_weights(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, from_file: bool
+) -> None:  # type: ignore[no-untyped-def]
+    # the oneDNN kernels keep their weights packed and the graph may hold empty stand-ins for
+    # them: set_providers and the CPU fallback after a failure must still compute with the weights
+    data, x = _packed_model()
+    src = str(tmp_path / "m.onnx") if from_file else data
+    if from_file:
+        (tmp_path / "m.onnx").write_bytes(data)
+    want = ort.InferenceSession(data, providers=[CPU]).run(None, {"x": x})[0]
+    s = ort.InferenceSession(src, providers=[DNNL, CPU])
+    assert s._plan.packed_in_place == from_file  # a file can be loaded again; bytes are kept whole
+    assert_close(s.run(None, {"x": x})[0], want)
+    s.set_providers([CPU])
+    assert_close(s.run(None, {"x": x})[0], want)
+    s.set_providers([DNNL, CPU])
+    assert_close(s.run(None, {"x": x})[0], want)
+
+    real = DnnlExecutionProvider.kernel
+
+    def failing(self, info, node, opsets):  # type: ignore[no-untyped-def]
+        if node.op_type == "Softmax":  # after both convolutions packed their weights
+            raise RuntimeError("simulated library failure")
+        return real(self, info, node, opsets)
+
+    monkeypatch.setattr(DnnlExecutionProvider, "kernel", failing)
+    with pytest.warns(UserWarning, match="falling back"):
+        s = ort.InferenceSession(src, providers=[DNNL, CPU])
+    assert s.get_providers() == [CPU]
+    assert_close(s.run(None, {"x": x})[0], want)
