@@ -131,13 +131,16 @@ class ParallelExecutor:
                 # thread team beside them would wait at its barriers for a preempted member
                 set_single_thread_run(single or in_pool[0] > 0)
                 cond.release()
+                err: Exception | None = None
                 try:
                     run_step(pos)
                 except Exception as e:
+                    err = e
+                finally:  # held again whatever happened, for the with block to release
                     cond.acquire()
-                    failure.append((pos, e))
+                if err is not None:
+                    failure.append((pos, err))
                     break
-                cond.acquire()
                 finished(pos)
             set_single_thread_run(single)
             while in_pool[0]:  # no step may still write into vals once this returns
