@@ -12,6 +12,7 @@ import onnxlite as ort
 from onnxlite import providers as providers_mod
 from onnxlite.providers.base import ExecutionProvider
 from onnxlite.providers.registry import KernelRegistry
+from tests.fresh import fresh_stdout
 from tests.models.builders import mlp, mlp_reference
 
 plugin_kernels = KernelRegistry("AcmeExecutionProvider")
@@ -63,9 +64,6 @@ def test_plugin_provider_is_listed_and_used(plugin) -> None:  # type: ignore[no-
 def test_built_in_providers_load_when_first_named() -> None:
     # a fresh interpreter: the oneDNN and CUDA providers' modules (kernels, library bindings)
     # are not imported by a session on the CPU provider alone, and are by a listing
-    import subprocess
-    import sys
-
     code = (
         "import sys, onnxlite as ort\n"
         "from tests.models.builders import mlp\n"
@@ -74,5 +72,5 @@ def test_built_in_providers_load_when_first_named() -> None:
         "print(mods())\n"
         "print(ort.get_available_providers()[-1], 'onnxlite.providers.dnnl.provider' in mods())\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = fresh_stdout(code)
     assert out.splitlines() == ["[]", "CPUExecutionProvider True"]

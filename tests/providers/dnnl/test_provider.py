@@ -10,6 +10,7 @@ import onnxlite as ort
 from onnxlite.errors import EPFail
 from onnxlite.providers.dnnl import DnnlExecutionProvider
 from onnxlite.providers.dnnl._prim import DnnlTensor
+from tests.fresh import fresh_stdout
 
 from .conftest import CPU, DNNL, assert_close, graph_model, run_both, where
 
@@ -266,9 +267,6 @@ def test_a_second_thread_runs_the_session_on_one_thread_twins() -> None:
 def test_a_session_build_gives_the_team_back() -> None:
     # a fresh interpreter: the build's weight reorders claim the team and free it at the end, so
     # the first thread to run (here an application's worker thread) gets it
-    import subprocess
-    import sys
-
     code = (
         "import threading, numpy as np, onnxlite as ort\n"
         "from concurrent.futures import ThreadPoolExecutor\n"
@@ -287,7 +285,7 @@ def test_a_session_build_gives_the_team_back() -> None:
         "with ThreadPoolExecutor(1) as pool:\n"
         "    print(pool.submit(work).result())\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = fresh_stdout(code)
     assert out.split() == ["True", "True"]
 
 
