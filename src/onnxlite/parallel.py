@@ -117,7 +117,7 @@ class ParallelExecutor:
                 finished(pos)
                 cond.notify()
 
-        single = single_thread_run()
+        single = single_thread_run()  # the run's own setting, put back at the end
         with cond:
             while left[0] and not failure:
                 if not ready:

@@ -149,7 +149,7 @@ class InferenceSession:
         self.applied_optimizations = optimize(self._model, level, self._disabled_optimizers)
 
     def _build(self, providers: Sequence[Any] | None, provider_options: Any) -> None:
-        with building():  # one-off work: it claims no per-thread pool (see threads.building)
+        with building():  # pools its one-off work claimed are given back (see threads.building)
             self._build_plan(providers, provider_options)
 
     def _build_plan(self, providers: Sequence[Any] | None, provider_options: Any) -> None:

@@ -142,15 +142,14 @@ class RunThreads:
                 set_(blas_threads)
                 self._saved.append((set_, n))
         self._prev_workers = workers.set_workers(split)
-        self._prev_single = single_thread_run()
-        _run.single = self.mode == SINGLE
+        self._prev_single = set_single_thread_run(self.mode == SINGLE)
         return self
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         workers.set_workers(self._prev_workers)
-        _run.single = self._prev_single
+        set_single_thread_run(self._prev_single)
         for set_, n in self._saved:
             set_(n)
 

@@ -293,8 +293,7 @@ class _Lib:
     def free_thread_team(self) -> None:
         """End this thread's OpenMP worker threads (the next parallel region starts new ones)."""
         if self._omp_pause is not None:
-            self._omp_pause(1)  # omp_pause_soft
-        self._local.threads = 0
+            self._omp_pause(1)  # omp_pause_soft: the thread-count setting stays
 
     def use_threads(self, n: int) -> None:
         """OpenMP threads for this thread's next primitive creation or execution: ``n``, or the

@@ -886,11 +886,9 @@ def _fused_gemm_post(a: Mapping[str, Any]) -> tuple[int, float, float] | None:
         return None
     if act == "Elu":
         return (L.ELT_ELU, float(a.get("activation_alpha", 1.0)), 0.0)
-    alg, alpha, beta = ACTIVATIONS[act]
-    if act in ("LeakyRelu", "HardSigmoid"):  # the others take no parameters
-        alpha = float(a.get("activation_alpha", alpha))
-        beta = float(a.get("activation_beta", beta))
-    return alg, alpha, beta
+    _, alpha, beta = ACTIVATIONS[act]
+    # by name, defaults where absent; fused_activation passes on what the activation takes
+    return fused_activation(act, [a.get("activation_alpha", alpha), a.get("activation_beta", beta)])
 
 
 def _build_gemm(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:

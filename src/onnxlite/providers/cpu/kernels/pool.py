@@ -28,11 +28,15 @@ def _geometry(x, auto_pad, ceil_mode, dilations, kernel_shape, pads, strides):
     return k, s, d, out, pb, pe
 
 
+def _end_pads(x, k, s, d, out, pb):
+    """Padding after each spatial axis so that every window tap of every output is in range."""
+    need = [(o - 1) * si + (ki - 1) * di + 1 for o, si, ki, di in zip(out, s, k, d)]
+    return [max(nn - b - n, 0) for nn, b, n in zip(need, pb, x.shape[2:])]
+
+
 def _padded(x, k, s, d, out, pb, value):
     """x padded with ``value`` so that every window tap of every output is in range."""
-    need = [(o - 1) * si + (ki - 1) * di + 1 for o, si, ki, di in zip(out, s, k, d)]
-    pe = [max(nn - b - n, 0) for nn, b, n in zip(need, pb, x.shape[2:])]
-    return pad_spatial(x, pb, pe, value)
+    return pad_spatial(x, pb, _end_pads(x, k, s, d, out, pb), value)
 
 
 def _taps(k, s, d, out):
@@ -148,8 +152,8 @@ def _pool2d(x, k, s, d, out, pb, combine, fill, scale=None):
     block's result while it is in cache."""
     n, c = x.shape[:2]
     h, w = x.shape[2:]
-    need = [(o - 1) * si + (ki - 1) * di + 1 for o, si, ki, di in zip(out, s, k, d)]
-    hp, wp = max(need[0], pb[0] + h), max(need[1], pb[1] + w)
+    pe = _end_pads(x, k, s, d, out, pb)
+    hp, wp = pb[0] + h + pe[0], pb[1] + w + pe[1]
     nc = n * c
     xs = x.reshape(nc, h, w)
     y = np.empty((nc, *out), dtype=x.dtype)
