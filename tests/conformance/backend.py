@@ -27,6 +27,9 @@ class OnnxliteRep(BackendRep):
 
 
 class OnnxliteBackend(Backend):
+    # the session's providers (None: onnxlite's default list, best first)
+    providers: list[str] | None = None
+
     @classmethod
     def is_compatible(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> bool:
         return True
@@ -39,7 +42,7 @@ class OnnxliteBackend(Backend):
     def prepare(cls, model: Any, device: str = "CPU", **kwargs: Any) -> OnnxliteRep:
         if isinstance(model, onnx.ModelProto):
             model = model.SerializeToString()
-        return OnnxliteRep(onnxlite.InferenceSession(model))
+        return OnnxliteRep(onnxlite.InferenceSession(model, providers=cls.providers))
 
     @classmethod
     def run_model(cls, model: Any, inputs: Any, device: str = "CPU", **kwargs: Any) -> tuple[Any, ...]:
@@ -48,6 +51,12 @@ class OnnxliteBackend(Backend):
     @classmethod
     def run_node(cls, node: onnx.NodeProto, inputs: Any, device: str = "CPU", **kwargs: Any) -> Any:
         raise NotImplementedError("the suite runs models, not bare nodes")
+
+
+class CpuOnlyBackend(OnnxliteBackend):
+    """The CPU provider alone: its numpy kernels for the ops another provider would claim."""
+
+    providers = ["CPUExecutionProvider"]
 
 
 np.seterr(all="ignore")
