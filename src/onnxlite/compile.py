@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from .providers.partition import Partition, partition
 
 @dataclass
 class BuildContext:
-    opsets: Mapping[str, int]
+    opsets: MutableMapping[str, int]
     providers: Sequence[ExecutionProvider]
     cpu: ExecutionProvider
     allow_cpu_fallback: bool = True
@@ -37,6 +37,10 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
     expand_functions(graph, ctx.opsets, has_kernel, graph.type_of)
     parts = partition(graph, ctx.providers, ctx.opsets, ctx.cpu, ctx.allow_cpu_fallback)
     assigned = parts.assigned
+    for provider in {id(p): p for p in [*ctx.providers, ctx.cpu]}.values():
+        mine = [i for i, p in enumerate(assigned) if p is provider]
+        if mine:
+            provider.transform_assigned(graph, mine, ctx.opsets)
     for node, ep in zip(graph.nodes, assigned):
         if ep is None:
             raise _unknown_op(node, ctx.opsets)

@@ -497,7 +497,10 @@ def _tname(dt: Any) -> str:
 
 def _output(value: Any) -> Any:
     if isinstance(value, np.ndarray):
-        # Outputs derived from initializers are read-only views; hand the caller its own copy.
+        # Outputs derived from initializers are read-only views; hand the caller its own copy,
+        # row-major as onnxruntime's (a kernel may hand on a transposed view).
+        if not value.flags.c_contiguous:
+            return np.ascontiguousarray(value)
         return value if value.flags.writeable else value.copy()
     if isinstance(value, np.generic):
         return np.asarray(value)

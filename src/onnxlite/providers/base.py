@@ -9,7 +9,7 @@ providers in priority order; the CPU provider takes whatever nobody claims.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar
 
 import onnx
@@ -69,6 +69,11 @@ class ExecutionProvider:
         if kd is None:
             raise LookupError(f"{self.name} has no kernel for {info.describe()}")
         return kd.bind(info)
+
+    def transform_assigned(self, graph: Graph, nodes: list[int], opsets: MutableMapping[str, int]) -> None:
+        """Rewrite the nodes assigned to this provider (indices into ``graph.nodes``) into forms
+        its kernels run faster, with the same outputs; called once the graph is partitioned.
+        A rewrite keeps each node's index, outputs and provider; ``opsets`` takes new domains."""
 
     def compile(self, graph: Graph, group: list[int]) -> Callable[..., Any] | None:
         """One callable for a whole group of nodes, or None to use per-node kernels.

@@ -80,3 +80,22 @@ def test_for_rows_covers_every_row_once(monkeypatch) -> None:  # type: ignore[no
         assert (hits == 1).all()
     finally:
         workers.set_workers(prev)
+
+
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("lead", [(1, 8), (3, 5), (2, 300)])  # the last: rows beyond feature-major
+def test_feature_major_product_equals_numpy(two_workers, split, lead) -> None:  # type: ignore[no-untyped-def]
+    if not split:
+        workers.set_workers(1)
+    a, bt = _r(*lead, 40), _r(72, 40)
+    got = blas.matmul_feature_major(a, bt)
+    want = np.matmul(a, bt.T)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    rows = lead[0] * lead[1]
+    # a transposed view of an [N, rows] buffer while rows are few; row-major beyond
+    assert got.reshape(rows, 72).T.flags.c_contiguous == (rows <= blas.FEATURE_MAJOR_MAX_ROWS)
+    # its consumer in a transformer, the next product, takes it as it is
+    np.testing.assert_allclose(
+        blas.matmul_feature_major(got, _r(16, 72)), want @ _r(16, 72).T, rtol=1e-4, atol=1e-4
+    )

@@ -336,3 +336,27 @@ def test_rebuilds_never_read_the_stand_ins_of_packed_weights(
         s = ort.InferenceSession(src, providers=[DNNL, CPU])
     assert s.get_providers() == [CPU]
     assert_close(s.run(None, {"x": x})[0], want)
+
+
+def test_cpu_weight_layout_leaves_dnnl_matmuls_alone() -> None:
+    # the CPU provider's transposed-weights rewrite (providers.cpu.layout) takes only the nodes
+    # assigned to it: with oneDNN first, MatMul keeps its weights and runs on oneDNN
+    from onnx import TensorProto, numpy_helper
+
+    w = (rand(384, 512) / 20).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 384])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    x = rand(1, 8, 384)
+    with_dnnl = ort.InferenceSession(model, providers=[DNNL, CPU])
+    assert [n.op_type for n in with_dnnl._model.graph.nodes] == ["MatMul"]
+    cpu_only = ort.InferenceSession(model, providers=[CPU])
+    assert [n.op_type for n in cpu_only._model.graph.nodes] == ["FusedMatMul"]
+    want = x @ w
+    for sess in (with_dnnl, cpu_only):
+        assert_close(sess.run(None, {"x": x})[0], want)

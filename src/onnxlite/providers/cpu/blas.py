@@ -71,3 +71,28 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         _run([[(a[s : s + step], b[s : s + step], out[s : s + step])] for s in range(0, a.shape[0], step)])
         return out
     return np.matmul(a, b)
+
+
+# Row counts up to which a product with weights stored transposed is computed feature-major
+# (beyond, the two orders run alike: see providers.cpu.layout).
+FEATURE_MAJOR_MAX_ROWS = 512
+
+
+def matmul_feature_major(a: np.ndarray, bt: np.ndarray) -> np.ndarray:
+    """``a @ bt.T`` for float32 ``a`` [..., K] and a weight matrix stored transposed, ``bt``
+    [N, K]: computed as ``bt @ a.T`` into an [N, rows] array, split by weight rows across the
+    workers, whose transpose (a view) is returned; in row-major order when the rows are many."""
+    k = a.shape[-1]
+    rows = a.size // k if k else 0
+    if not 0 < rows <= FEATURE_MAJOR_MAX_ROWS:
+        return matmul(a, bt.T)
+    n = bt.shape[0]
+    a2 = a.reshape(rows, k)
+    d = np.empty((n, rows), a.dtype)
+    nw = workers()
+    if nw > 1 and rows * k * n >= MIN_SPLIT_MACS and n >= nw * 2 * _ALIGN:
+        _run([[(bt[s:e], a2.T, d[s:e])] for s, e in _bounds(n, nw)])
+    else:
+        np.matmul(bt, a2.T, out=d)
+    return d.T.reshape(*a.shape[:-1], n)
+

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
-from ...ir.graph import Node
+from ...ir.graph import Graph, Node
 from ..base import ExecutionProvider, schema_version
-from ..registry import KernelDef, norm_domain
+from ..registry import KernelDef, NodeInfo, norm_domain
 from .inplace import FRESH_OPS
 from .inplace import inplace_variant as _inplace_variant
 from .kernels import load_all
+from .kernels.contrib import fused_matmul_feature_major
+from .layout import transpose_matmul_weights
 from .registry import CPU_KERNELS, CUSTOM_KERNELS
 
 
@@ -22,6 +24,16 @@ class CPUExecutionProvider(ExecutionProvider):
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         super().__init__(options)
         load_all()
+        # the FusedMatMul nodes of transform_assigned whose products stay feature-major
+        self._feature_major: set[int] = set()
+
+    def transform_assigned(self, graph: Graph, nodes: list[int], opsets: MutableMapping[str, int]) -> None:
+        self._feature_major.update(id(n) for n in transpose_matmul_weights(graph, nodes, opsets))
+
+    def kernel(self, info: NodeInfo, node: Node, opsets: Mapping[str, int]) -> Callable[..., Any]:
+        if id(node) in self._feature_major:
+            return fused_matmul_feature_major
+        return super().kernel(info, node, opsets)
 
     def lookup(self, node: Node, opsets: Mapping[str, int]) -> KernelDef | None:
         # Users' custom kernels come first, so that they can replace a built-in one.

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from tests.oracle import assert_refused_at_build, check_node, node_model, run_onnxlite, spec_allows
 
+from onnxlite.providers.cpu.kernels.activation import _softmax_unshifted
+
 rng = np.random.default_rng(0)
 X = (rng.standard_normal((2, 3, 4)) * 3).astype(np.float32)
 EXTREME = np.array([-1000.0, -100.0, -20.0, -1e-6, 0.0, 1e-6, 20.0, 100.0, 1000.0], np.float32)
@@ -208,3 +210,36 @@ def test_activation_leaves_input_unchanged(op, attrs, opset):
 def test_opset1_consumed_inputs(op):
     y = run(op, {"x": X}, {"consumed_inputs": [0]}, opset=1)
     np.testing.assert_allclose(y, run(op, {"x": X}, opset=13 if op in ("Relu", "Sigmoid", "Tanh") else 6))
+
+
+def _softmax_rows(x):
+    z = x.astype(np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_softmax_large_float32_tensors_take_either_path_accurately():
+    # attention-sized inputs: most rows go without the per-row maximum; rows that would
+    # overflow, or whose terms all underflow, or that hold -inf or NaN, take the shifted path
+    x = (rng.standard_normal((2, 4, 64, 64)) * 4).astype(np.float32)
+    assert _softmax_unshifted(x) is not None  # the short path is taken here
+    want = _softmax_rows(x)
+    np.testing.assert_allclose(run("Softmax", {"x": x}, opset=13), want, rtol=2e-6, atol=1e-12)
+    for fill in (200.0, -200.0, 85.0):  # overflow, underflow, near the overflow bound
+        y = x.copy()
+        y[1, 2, 3] += fill
+        got = run("Softmax", {"x": y}, opset=13)
+        np.testing.assert_allclose(got, _softmax_rows(y), rtol=2e-6, atol=1e-12)
+    masked = x.copy()
+    masked[..., 40:] = -np.inf  # a padding mask
+    np.testing.assert_allclose(
+        run("Softmax", {"x": masked}, opset=13), _softmax_rows(masked), rtol=2e-6, atol=1e-12
+    )
+    masked[0, 0, 0] = -np.inf  # a row masked whole: NaN, as the ONNX definition gives
+    assert np.isnan(run("Softmax", {"x": masked}, opset=13)[0, 0, 0]).all()
+    nan = x.copy()
+    nan[0, 1, 2, 3] = np.nan
+    got = run("Softmax", {"x": nan}, opset=13)
+    assert np.isnan(got[0, 1, 2]).all()
+    np.testing.assert_allclose(got[1], want[1], rtol=2e-6, atol=1e-12)

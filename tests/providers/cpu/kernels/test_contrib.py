@@ -388,3 +388,17 @@ def test_rotary_fp16():
         for k, v in _rope_inputs(_f32(2, 3, 16), pos).items()
     }
     ort_check("RotaryEmbedding", inputs, atol=3e-3, rtol=3e-3)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_of_a_feature_major_view(approximate):
+    # a transposed product's output (providers.cpu.layout) comes as a transposed view; Gelu
+    # works in its memory order, the bias running down its rows
+    from onnxlite.providers.cpu.kernels.activation import gelu_f32
+
+    x = np.ascontiguousarray(_f32(48, 10, scale=3)).T[None]  # [1, 10, 48] feature-major
+    b = _f32(48)
+    got = gelu_f32(x, b, approximate)
+    want = gelu_f32(np.ascontiguousarray(x), b, approximate)
+    assert got[0].T.flags.c_contiguous  # the layout it came in
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)

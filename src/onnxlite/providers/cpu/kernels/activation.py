@@ -213,47 +213,64 @@ _SQRT_HALF = math.sqrt(0.5)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
-# 0.5 * erfc(z) = 0.5 * t * exp(-z*z + P(t)), t = 1 / (1 + z/2), z >= 0: a Chebyshev fit with
-# relative error below 1.2e-7 everywhere (Numerical Recipes' erfcc). Relative accuracy in the
-# tail is what Gelu needs: x * (1 + erf(x/sqrt2)) / 2 computed via erf cancels for x < -3.
+# 0.5 * erfc(z) = t * exp(-z*z + P(t) + ln 0.5), t = 1 / (1 + z/2), z >= 0: a Chebyshev fit with
+# relative error below 1.2e-7 everywhere (Numerical Recipes' erfcc), the 0.5 folded into the
+# constant term. Relative accuracy in the tail is what Gelu needs: x * (1 + erf(x/sqrt2)) / 2
+# computed via erf cancels for x < -3.
 _ERFCC = tuple(
     np.float32(c)
-    for c in (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
-              -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+    for c in (-1.26551223 + math.log(0.5), 1.00002368, 0.37409196, 0.09678418, -0.18628806,
+              0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277)
 )  # fmt: skip
-_HALF32, _ONE32, _SQRT_HALF32 = np.float32(0.5), np.float32(1.0), np.float32(math.sqrt(0.5))
+_ONE32, _SQRT_HALF32 = np.float32(1.0), np.float32(math.sqrt(0.5))
+_HALF_SQRT_HALF32 = np.float32(0.5 * math.sqrt(0.5))
 # Elements per float32 scratch block: large, so that two workers seldom wait for the GIL.
 _GELU_BLOCK = 131072
 
 
 def _gelu_erf_block(v: np.ndarray, o: np.ndarray, t: np.ndarray, z: np.ndarray, p: np.ndarray) -> None:
-    """o <- v * Phi(v) for a float32 block; t, z, p are scratch blocks of the same shape."""
-    np.abs(v, out=z)
-    z *= _SQRT_HALF32
-    np.multiply(z, _HALF32, out=t)
+    """o <- v * Phi(v) for a float32 block; t, z, p are scratch blocks of the same shape.
+
+    v * Phi(v) = max(v, 0) - |v| * Phi(-|v|): one formula for both signs, no select.
+    """
+    np.abs(v, out=o)
+    np.multiply(o, _HALF_SQRT_HALF32, out=t)
     t += _ONE32
-    np.reciprocal(t, out=t)
-    p.fill(_ERFCC[-1])
-    for c in _ERFCC[-2::-1]:
+    np.reciprocal(t, out=t)  # t = 1 / (1 + z/2), z = |v| / sqrt2
+    np.multiply(t, _ERFCC[-1], out=p)
+    p += _ERFCC[-2]
+    for c in _ERFCC[-3::-1]:
         p *= t
         p += c
+    np.multiply(o, _SQRT_HALF32, out=z)
     z *= z
     p -= z
     np.exp(p, out=p)
-    p *= t
-    p *= _HALF32  # Phi(-|v|) = erfc(|v|/sqrt2) / 2
-    np.copysign(p, v, out=p)
-    np.greater_equal(v, 0, out=o)
-    o -= p  # Phi(v): 1 - Phi(-v) for v >= 0, Phi(-|v|) otherwise
-    o *= v
+    p *= t  # Phi(-|v|) = erfc(|v|/sqrt2) / 2
+    infinite = not o.max() < np.inf  # (NaN too: it stays NaN)
+    p *= o
+    np.maximum(v, 0, out=o)
+    o -= p
+    if infinite:  # |v| * Phi(-|v|) was inf * 0: Gelu(inf) = inf, Gelu(-inf) = 0
+        big = np.isinf(v)
+        o[big] = np.maximum(v[big], 0)
 
 
 def gelu_f32(x: np.ndarray, bias: np.ndarray | None = None, approximate: str = "none") -> np.ndarray:
-    """Gelu of a float32 array (plus a bias along its last axis), in cache-sized blocks."""
+    """Gelu of a float32 array (plus a bias along its last axis), in cache-sized blocks, in the
+    input's memory order (row-major, or feature-major: a transposed view)."""
     cols = x.shape[-1] if x.ndim else 1
     x2 = x.reshape(-1, cols)
-    out = np.empty(x2.shape, _F32)
     b = None if bias is None else bias.astype(_F32, copy=False).reshape(-1)
+    if x2.shape[0] > 1 and not x2.flags.c_contiguous and x2.T.flags.c_contiguous:
+        # a feature-major product's output: its rows are features, the bias runs down them
+        return _gelu_rows(x2.T, b, True, approximate).T.reshape(x.shape)
+    return _gelu_rows(x2, b, False, approximate).reshape(x.shape)
+
+
+def _gelu_rows(x2: np.ndarray, b: np.ndarray | None, bias_per_row: bool, approximate: str) -> np.ndarray:
+    cols = x2.shape[1]
+    out = np.empty(x2.shape, _F32)
     step = max(1, _GELU_BLOCK // max(cols, 1))
 
     def rows(r0: int, r1: int) -> None:
@@ -265,7 +282,7 @@ def gelu_f32(x: np.ndarray, bias: np.ndarray | None = None, approximate: str = "
             if b is None:
                 vv[...] = x2[s:e]
             else:
-                np.add(x2[s:e], b, out=vv)
+                np.add(x2[s:e], b[s:e, None] if bias_per_row else b, out=vv)
             if approximate == "tanh":
                 np.multiply(vv, vv, out=o)
                 o *= 0.044715
@@ -280,7 +297,7 @@ def gelu_f32(x: np.ndarray, bias: np.ndarray | None = None, approximate: str = "
                 _gelu_erf_block(vv, o, t[:m], z[:m], p[:m])
 
     for_rows(x2.shape[0], cols, rows)
-    return out.reshape(x.shape)
+    return out
 
 
 @kernel("Gelu", since=20)
@@ -310,7 +327,33 @@ def gelu(x, *, approximate="none"):
 # --- Softmax / LogSoftmax / Hardmax --------------------------------------------------------------
 
 
+# exp overflows float32 above 88.7; a row of n terms sums below the float32 maximum when every
+# term is below exp(_EXP_ROOM - ln n).
+_EXP_ROOM = 87.0
+
+
+def _softmax_unshifted(x: np.ndarray) -> np.ndarray | None:
+    """Softmax over the last axis of a float32 array without subtracting each row's maximum
+    (a reduction along a short last axis costs as much as the exp): exp(x) / sum(exp(x)) is the
+    same quotient. Taken only when no exp can overflow (the global maximum, cheap, is small
+    enough) and every row sums to at least 1 (its largest term is within ln n of 1, so the terms
+    that matter are normal numbers, as after the shift); None otherwise, and for NaN."""
+    n = x.shape[-1]
+    if not x.max() <= _EXP_ROOM - math.log(n):
+        return None
+    y = np.exp(x)
+    s = np.add.reduce(y, axis=-1, keepdims=True)
+    if not s.min() >= 1.0:
+        return None
+    y /= s
+    return y
+
+
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    if x.dtype == _F32 and x.size >= 4096 and axis in (-1, x.ndim - 1) and x.shape[-1] > 1:
+        y = _softmax_unshifted(x)
+        if y is not None:
+            return y
     y = np.subtract(x, np.max(x, axis=axis, keepdims=True), out=_new(x))
     np.exp(y, out=y)
     y /= np.add.reduce(y, axis=axis, keepdims=True)

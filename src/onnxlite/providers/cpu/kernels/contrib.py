@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from ....types import np_dtype
+from .. import blas
 from ..inplace import relu_into
 from ..registry import kernel
 from ..workers import for_rows
@@ -41,6 +42,7 @@ from .normalization import layer_normalization
 from .tensor import trilu
 
 MS = "com.microsoft"
+_F32 = np.dtype(np.float32)
 
 
 # --------------------------------------------------------------------------- fused activations
@@ -207,10 +209,18 @@ def fused_matmul(a, b, *, alpha=1.0, transA=0, transB=0, transBatchA=0, transBat
     ct = compute_dtype(dt)
     aa = _batch_transposed(a.astype(ct, copy=False), transBatchA, transA)
     bb = _batch_transposed(b.astype(ct, copy=False), transBatchB, transB)
-    y = np.matmul(aa, bb)
+    y = blas.matmul(aa, bb)  # split across the workers when large
     if alpha != 1.0:
         y *= ct.type(alpha)
     return y.astype(dt, copy=False)
+
+
+def fused_matmul_feature_major(a, b):
+    """FusedMatMul(a, b, transB=1) for weights stored transposed (providers.cpu.layout), whose
+    consumers take the product as a transposed view."""
+    if a.dtype == _F32 and b.dtype == _F32 and a.ndim >= 2 and b.ndim == 2:
+        return blas.matmul_feature_major(a, b)
+    return fused_matmul(a, b, transB=1)
 
 
 # --------------------------------------------------------------------------- Gelu family
@@ -281,6 +291,7 @@ def _skip_norm_f32(x, skip, gamma, beta, bias, epsilon, simplified):
     mean = np.zeros((rows_n, 1), f32)
     inv = np.empty((rows_n, 1), f32)
     eps, n = f32(epsilon), f32(max(cols, 1))
+    ones = np.ones((cols, 1), f32)
 
     def rows(r0: int, r1: int) -> None:
         sv, yv = ssum[r0:r1], y[r0:r1]
@@ -290,8 +301,11 @@ def _skip_norm_f32(x, skip, gamma, beta, bias, epsilon, simplified):
         if simplified:
             yv[...] = sv
         else:
-            m = sv.mean(axis=1, keepdims=True)
-            mean[r0:r1] = m
+            # row sums as a product with ones: BLAS runs it 4x faster than a reduction
+            # along the short last axis
+            m = mean[r0:r1]
+            np.matmul(sv, ones, out=m)
+            m /= n
             np.subtract(sv, m, out=yv)
         iv = inv[r0:r1]
         iv[:, 0] = np.einsum("ij,ij->i", yv, yv)
