@@ -95,4 +95,3 @@ def matmul_feature_major(a: np.ndarray, bt: np.ndarray) -> np.ndarray:
     else:
         np.matmul(bt, a2.T, out=d)
     return d.T.reshape(*a.shape[:-1], n)
-

@@ -203,12 +203,13 @@ def test_small_depthwise_rows_match_patches(dil, pads):
 
 
 def _im2col_core(monkeypatch, *args):
-    """conv_core with the Winograd path switched off: the patch-matrix GEMM."""
-    from onnxlite.providers.cpu.kernels import _winograd
+    """conv_core with the Winograd and per-tap paths switched off: the patch-matrix GEMM."""
+    from onnxlite.providers.cpu.kernels import _direct, _winograd
     from onnxlite.providers.cpu.kernels import conv as conv_mod
 
     with monkeypatch.context() as mp:
         mp.setattr(_winograd, "ENABLED", False)
+        mp.setattr(_direct, "ENABLED", False)
         return conv_mod.conv_core(*args)
 
 
@@ -280,8 +281,9 @@ def test_winograd_groups_of_images_and_bands_of_rows(monkeypatch, v_bytes, m):
 
 
 def _winograd_calls(monkeypatch):
-    from onnxlite.providers.cpu.kernels import _winograd
+    from onnxlite.providers.cpu.kernels import _direct, _winograd
 
+    monkeypatch.setattr(_direct, "ENABLED", False)  # these shapes would otherwise run per tap
     calls = []
     real = _winograd.conv3x3
 
@@ -338,16 +340,16 @@ def test_winograd_caches_the_filters_of_read_only_weights(monkeypatch):
     out, pb, pe = conv_mod.conv_geometry(x.shape[2:], (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "NOTSET")
     want = _im2col_core(monkeypatch, x, w, None, 1, (1, 1), (1, 1), pb, pe, out)
     _assert_near(_winograd.conv3x3(x, w, pb, pe, out), want)
-    assert id(w) not in _winograd._U_CACHE  # weights that may change are transformed per call
+    assert id(w) not in _winograd._U._cache  # weights that may change are transformed per call
     w.flags.writeable = False
     _assert_near(_winograd.conv3x3(x, w, pb, pe, out), want)
-    u = _winograd._U_CACHE[id(w)][1]
+    u = _winograd._U._cache[id(w)][1]
     _assert_near(_winograd.conv3x3(x * 2, w, pb, pe, out), want * 2)
-    assert _winograd._U_CACHE[id(w)][1] is u
+    assert _winograd._U._cache[id(w)][1] is u
     key = id(w)
     del w
     gc.collect()
-    assert key not in _winograd._U_CACHE  # dropped with its weights: a new array may reuse the id
+    assert key not in _winograd._U._cache  # dropped with its weights: a new array may reuse the id
     w2 = rand(6, 8, 3, 3)
     w2.flags.writeable = False
     want2 = _im2col_core(monkeypatch, x, w2, None, 1, (1, 1), (1, 1), pb, pe, out)
@@ -413,12 +415,97 @@ def test_winograd_filters_are_released_when_the_weights_take_im2col():
     prev = workers.set_workers(2)  # split mode: Winograd, filters cached
     try:
         want = conv_mod.conv_core(*args)
-        assert id(w) in _winograd._U_CACHE
+        assert id(w) in _winograd._U._cache
         workers.set_workers(1)  # BLAS's own threads: im2col for this shape, filters dropped
         _assert_near(conv_mod.conv_core(*args), want)
-        assert id(w) not in _winograd._U_CACHE
+        assert id(w) not in _winograd._U._cache
         workers.set_workers(2)  # and transformed again when the mode comes back
         _assert_near(conv_mod.conv_core(*args), want)
-        assert id(w) in _winograd._U_CACHE
+        assert id(w) in _winograd._U._cache
     finally:
         workers.set_workers(prev)
+
+
+# --------------------------------------------------------------------------- per-tap products
+
+needs_cblas = pytest.mark.skipif(
+    not __import__("onnxlite.providers.cpu.cblas", fromlist=["available"]).available(),
+    reason="numpy's BLAS exposes no cblas_sgemm here; the per-tap path is off and others run",
+)
+
+
+def _direct_calls(monkeypatch):
+    from onnxlite.providers.cpu.kernels import _direct
+
+    calls = []
+    real = _direct.conv_taps
+
+    def spy(*a):
+        calls.append(a[0].shape)
+        return real(*a)
+
+    monkeypatch.setattr(_direct, "conv_taps", spy)
+    return calls
+
+
+@needs_cblas
+@pytest.mark.parametrize("workers_n", [1, 2])
+@pytest.mark.parametrize(
+    ("n", "c", "m", "hw", "k", "dil", "pads", "bias"),
+    [
+        (1, 64, 16, (28, 28), 3, 1, (1, 1, 1, 1), True),
+        (2, 96, 24, (31, 29), 3, 2, (2, 1, 0, 3), False),
+        (1, 80, 8, (30, 32), 5, 1, (2, 2, 2, 2), True),
+        (1, 64, 40, (29, 28), (1, 2), 1, (0, 0, 0, 1), True),
+    ],
+)
+def test_conv_takes_per_tap_path(monkeypatch, workers_n, n, c, m, hw, k, dil, pads, bias):
+    from onnxlite.providers.cpu import workers
+    from onnxlite.providers.cpu.kernels import conv as conv_mod
+
+    kk = (k, k) if isinstance(k, int) else k
+    x, w = rand(n, c, *hw), rand(m, c, *kk)
+    w.flags.writeable = False  # as initializers arrive: the tap matrices are cached
+    b = rand(m) if bias else None
+    out, pb, pe = conv_mod.conv_geometry(hw, kk, (1, 1), (dil, dil), pads, "NOTSET")
+    args = (x, w, b, 1, (1, 1), (dil, dil), pb, pe, out)
+    want = _im2col_core(monkeypatch, *args)
+    calls = _direct_calls(monkeypatch)
+    prev = workers.set_workers(workers_n)
+    try:
+        got = conv_mod.conv_core(*args)
+        again = conv_mod.conv_core(*args)
+    finally:
+        workers.set_workers(prev)
+    assert calls == [x.shape, x.shape]
+    _assert_near(got, want)
+    np.testing.assert_array_equal(again, got)
+
+
+@needs_cblas
+def test_per_tap_path_only_where_it_measured_faster(monkeypatch) -> None:
+    from onnxlite.providers.cpu import cblas
+    from onnxlite.providers.cpu.kernels import _direct
+
+    def applies(c, hw, s=(1, 1), dtype=np.float32, pads=(1, 1)):
+        x, w = rand(1, c, hw, hw).astype(dtype), rand(32, c, 3, 3).astype(dtype)
+        out = [(hw + 2 * pads[0] - 3) // s[0] + 1] * 2
+        return _direct.applies(x, w, s, pads, pads, out)
+
+    assert applies(64, 28) and applies(160, 56)
+    assert not applies(32, 56)  # thin products
+    assert not applies(256, 28)  # Winograd or the patch GEMM do better
+    assert not applies(64, 14)  # small maps
+    assert not applies(64, 56, s=(2, 2))
+    assert not applies(64, 56, dtype=np.float64)
+    assert not applies(64, 56, pads=(-1, -1))
+    monkeypatch.setattr(cblas, "_sgemm", lambda: None)
+    assert not applies(64, 56)  # no BLAS entry point: the numpy paths run
+
+
+def test_conv_without_cblas_matches(monkeypatch) -> None:
+    from onnxlite.providers.cpu import cblas
+
+    monkeypatch.setattr(cblas, "_sgemm", lambda: None)
+    x, w, b = rand(1, 64, 28, 28), rand(8, 64, 3, 3), rand(8)
+    check_node("Conv", {"x": x, "w": w, "b": b}, {"pads": [1, 1, 1, 1]}, rtol=1e-4, atol=1e-4)

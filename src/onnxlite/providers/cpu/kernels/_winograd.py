@@ -18,13 +18,12 @@ direct convolution could give an infinity (it gives NaN too wherever weights of 
 from __future__ import annotations
 
 import functools
-import threading
-import weakref
 from collections.abc import Sequence
 
 import numpy as np
 
 from .. import blas, workers
+from ._derived import DerivedWeights
 
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
 _AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
@@ -45,32 +44,14 @@ _SHARED_V = 96 << 10
 
 ENABLED = True
 
-# Transformed filters of read-only weights (initializers: the same array object every run), by
-# id, with a weak reference that tells a reused id from the original array.
-_U_CACHE: dict[int, tuple[weakref.ref, np.ndarray]] = {}
-_U_LOCK = threading.Lock()
+# Transformed filters of read-only weights, computed once per weights array.
+_U = DerivedWeights()
 
 
 def _transformed(w: np.ndarray) -> np.ndarray:
     """U = G g G^T of every filter, (16, M, C); computed once per read-only weights array."""
     m, c = w.shape[:2]
-    key = id(w)
-    hit = None if w.flags.writeable else _U_CACHE.get(key)
-    if hit is not None and hit[0]() is w:
-        return hit[1]
-    u = blas.matmul(_KG, w.reshape(m * c, 9).T).reshape(16, m, c)
-    if w.flags.writeable:
-        return u
-    with _U_LOCK:
-        _U_CACHE[key] = (weakref.ref(w, functools.partial(_forget, key)), u)
-    return u
-
-
-def _forget(key: int, ref: weakref.ref) -> None:
-    with _U_LOCK:
-        hit = _U_CACHE.get(key)
-        if hit is not None and hit[0] is ref:
-            del _U_CACHE[key]
+    return _U.get(w, lambda w: blas.matmul(_KG, w.reshape(m * c, 9).T).reshape(16, m, c))
 
 
 def release(w: np.ndarray) -> None:
@@ -78,10 +59,7 @@ def release(w: np.ndarray) -> None:
     (the thread mode changed to one where im2col measured faster), and a session that settles on
     that mode should not hold 16/9 of its 3x3 weights for a mode it no longer runs (Inception-v1:
     17 MiB). A later call in the other mode transforms them again."""
-    if _U_CACHE:
-        hit = _U_CACHE.get(id(w))
-        if hit is not None and hit[0]() is w:
-            _forget(id(w), hit[0])
+    _U.drop(w)
 
 
 def applies(

@@ -2,8 +2,10 @@
 
 Convolutions run as im2col (a strided sliding-window view copied once) followed by one BLAS GEMM
 per call (grouped convolutions batch their groups into one ``np.matmul``); depthwise convolutions
-accumulate one vectorised multiply-add per kernel tap instead. Dense float32 3x3 stride-1
-convolutions on large enough maps use Winograd's F(2x2, 3x3) (:mod:`._winograd`). Transposed
+accumulate one vectorised multiply-add per kernel tap instead. Dense float32 stride-1
+convolutions with 64 to 160 input channels on large maps run as one BLAS product per kernel tap
+over the padded input, with no patch matrix (:mod:`._direct`); other 3x3 stride-1 ones on large
+enough maps use Winograd's F(2x2, 3x3) (:mod:`._winograd`). Transposed
 convolutions are a GEMM followed by col2im (one strided add per kernel tap). Integer convolutions
 run in float64, which is exact for 8-bit products summed over fewer than 2**37 terms.
 """
@@ -22,7 +24,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from .. import blas, workers
 from ..registry import kernel
-from . import _winograd
+from . import _direct, _winograd
 
 # Types numpy has no BLAS for: computed in float32 and cast back.
 _LOW_DTYPES = frozenset((np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)))
@@ -154,6 +156,9 @@ def conv_core(
         y = _depthwise(pad_spatial(x, pb, pe), w, group, s, d, out)
     elif cg == 1 and mg == 1 and len(k) == 2 and max(s) == 1:
         y = _depthwise_small(np.ascontiguousarray(pad_spatial(x, pb, pe)), w, d, out)
+    elif group == 1 and _direct.applies(x, w, s, pb, pe, out):
+        _winograd.release(w)
+        return _direct.conv_taps(x, w, b, d, pb, pe, out)
     elif group == 1 and _winograd.applies(x, w, s, d, pb, pe, out):
         y = _winograd.conv3x3(x, w, pb, pe, out)
     else:
