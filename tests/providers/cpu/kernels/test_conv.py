@@ -185,18 +185,28 @@ def test_conv_bands_on_workers_match_one_thread(monkeypatch, group):
     np.testing.assert_array_equal(one, three)
 
 
-@pytest.mark.parametrize(("dil", "pads"), [((1, 1), (1, 1, 1, 1)), ((2, 1), (2, 0, 1, 2))])
-def test_small_depthwise_rows_match_patches(dil, pads):
-    from onnxlite.providers.cpu.kernels import conv as conv_mod
+@pytest.mark.parametrize(
+    ("k", "stride", "dil", "pads", "hw"),
+    [
+        ((3, 3), (1, 1), (1, 1), (1, 1, 1, 1), (11, 10)),
+        ((3, 3), (1, 1), (2, 1), (2, 0, 1, 2), (11, 10)),
+        ((3, 3), (2, 2), (1, 1), (0, 0, 1, 1), (11, 10)),
+        ((5, 3), (2, 1), (1, 2), (2, 1, 1, 2), (11, 10)),
+        ((3, 3), (1, 1), (1, 1), (1, 1, 1, 1), (70, 66)),  # more than 4096 outputs per map
+    ],
+)
+def test_depthwise_2d(k, stride, dil, pads, hw):
+    x, w, b = rand(2, 5, *hw), rand(5, 1, *k), rand(5)
+    attrs = {"group": 5, "strides": list(stride), "dilations": list(dil), "pads": list(pads)}
+    check_node("Conv", {"x": x, "w": w, "b": b}, attrs, rtol=1e-4, atol=1e-5)
 
-    x, w = rand(2, 5, 9, 8), rand(5, 1, 3, 3)
-    k = (3, 3)
-    out, pb, pe = conv_mod.conv_geometry(x.shape[2:], k, (1, 1), dil, pads, "NOTSET")
-    xp = conv_mod.pad_spatial(x, pb, pe)
-    got = conv_mod._depthwise_small(xp, w, dil, out)
-    want = conv_mod._gemm_patches(xp, w.reshape(5, 1, 9), 5, k, (1, 1), dil, out).reshape(got.shape)
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
-    check_node("Conv", {"x": x, "w": w}, {"group": 5, "dilations": list(dil), "pads": list(pads)})
+
+@pytest.mark.parametrize("shape", [(1, 4, 5000), (1, 3, 17, 16, 16)])
+def test_depthwise_large_1d_3d(shape):
+    nd = len(shape) - 2
+    x, w = rand(*shape), rand(shape[1] * 2, 1, *([3] * nd))
+    attrs = {"group": shape[1], "pads": [1] * (2 * nd)}
+    check_node("Conv", {"x": x, "w": w}, attrs, rtol=1e-4, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- Winograd F(2x2, 3x3)

@@ -90,6 +90,19 @@ def test_pools_over_many_maps_in_blocks(op):
     check_node(op, {"x": x}, {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]})
 
 
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool", "LpPool"])
+@pytest.mark.parametrize("shape", [(2, 5, 7, 7), (1, 3, 4, 6), (1, 2, 3, 4, 5), (2, 3, 9)])
+def test_pools_whose_window_covers_the_map(op, shape):
+    x = rand(*shape)
+    check_node(op, {"x": x}, {"kernel_shape": list(shape[2:])}, rtol=1e-5, atol=1e-6)
+    if op != "LpPool":
+        check_node(op, {"x": x}, {"kernel_shape": list(shape[2:]), "strides": [3] * (len(shape) - 2)})
+    if len(shape) == 4:  # (onnx.reference's MaxPool fails on padded 1-D and 3-D windows)
+        # a whole-map window that also reaches into padding is not a plain reduction
+        attrs = {"kernel_shape": list(shape[2:]), "pads": [1, 1, 1, 1]}
+        check_node(op, {"x": x}, attrs if op != "AveragePool" else {**attrs, "count_include_pad": 1})
+
+
 def test_average_pool_float16_and_3d():
     x = rand(1, 2, 6, 6).astype(np.float16)
     check_node("AveragePool", {"x": x}, {"kernel_shape": [3, 3]}, rtol=1e-3, atol=1e-3)
