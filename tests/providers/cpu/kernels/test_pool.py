@@ -103,6 +103,37 @@ def test_pools_whose_window_covers_the_map(op, shape):
         check_node(op, {"x": x}, attrs if op != "AveragePool" else {**attrs, "count_include_pad": 1})
 
 
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize(
+    ("shape", "k"),
+    [
+        ((2, 3, 9, 8), (3, 3)),
+        ((1, 4, 7, 11), (5, 3)),
+        ((1, 2, 6, 5), (1, 5)),
+        ((1, 3, 2, 3), (5, 5)),  # every position an edge: no tap combines whole runs
+        ((1, 1, 1, 1), (3, 3)),
+    ],
+)
+def test_size_keeping_pools(monkeypatch, op, shape, k):
+    from onnxlite.providers.cpu.kernels import pool
+
+    monkeypatch.setattr(pool, "_SAME_BLOCK", 2 * shape[2] * shape[3])  # blocks of two maps
+    pads = [k[0] // 2, k[1] // 2] * 2
+    attrs = {"kernel_shape": list(k), "pads": pads}
+    if op == "AveragePool":
+        x = rand(*shape)
+        check_node(op, {"x": x}, attrs, rtol=1e-5, atol=1e-6)
+        check_node(op, {"x": x}, {**attrs, "count_include_pad": 1}, rtol=1e-5, atol=1e-6)
+        return
+    # by hand: onnx.reference's MaxPool mis-sizes non-square windows and pads integers with NaN
+    for x, low in ((rand(*shape), -np.inf), (RNG.integers(-128, 127, shape).astype(np.int8), -128)):
+        (got,) = run_onnxlite(node_model(op, {"x": x}, attrs, opset=12), {"x": x})
+        padded = np.pad(x, ((0, 0), (0, 0), (k[0] // 2,) * 2, (k[1] // 2,) * 2), constant_values=low)
+        want = np.lib.stride_tricks.sliding_window_view(padded, k, axis=(2, 3)).max(axis=(4, 5))
+        assert got.dtype == x.dtype
+        np.testing.assert_array_equal(got, want)
+
+
 def test_average_pool_float16_and_3d():
     x = rand(1, 2, 6, 6).astype(np.float16)
     check_node("AveragePool", {"x": x}, {"kernel_shape": [3, 3]}, rtol=1e-3, atol=1e-3)

@@ -181,6 +181,162 @@ def _pool2d(x, k, s, d, out, pb, combine, fill, scale=None):
     return y.reshape(n, c, *out)
 
 
+# Elements per block of maps in a size-keeping pool: the block, its scratch copy and its output
+# stay in the core's L2 cache through the passes (measured best among 16K-256K).
+_SAME_BLOCK = 1 << 17
+
+
+def _keeps_size(x, k, s, d, out, pb) -> bool:
+    """An odd window centred on each position, stride 1: the output has the input's size."""
+    return (
+        set(s) == {1}
+        and set(d) == {1}
+        and all(ki % 2 for ki in k)
+        and tuple(out) == x.shape[2:]
+        and tuple(pb) == tuple(ki // 2 for ki in k)
+    )
+
+
+def _same_pool2d(x, k, combine, scale=None):
+    """A centred odd window, stride 1, over the unpadded maps, in cache-sized blocks of maps.
+
+    Each axis is one run of passes over the flattened block (a tap is the block shifted by one
+    element, or by one row): windows that cross a row or map edge pick up their neighbours'
+    values, so the few edge columns and rows are then recomputed from their valid taps alone.
+    That skips the copy into a padded buffer and the strided pick of the outputs: 4 passes for
+    3x3 instead of 7 (a 3x3 stride-1 max pool over 256x28x28: 363 -> 257 us).
+    """
+    n, c, h, w = x.shape
+    nc, per_map = n * c, h * w
+    xs = np.ascontiguousarray(x).reshape(nc, per_map)
+    y = np.empty((nc, per_map), dtype=x.dtype)
+    cb = min(max(1, _SAME_BLOCK // per_map), nc)
+    scratch = np.empty(cb * per_map, dtype=x.dtype)
+    for b0 in range(0, nc, cb):
+        m = min(cb, nc - b0)
+        src, dst = xs[b0 : b0 + m], y[b0 : b0 + m]
+        rows = scratch[: m * per_map].reshape(m, h, w)
+        _window_pass(src.reshape(m, h, w), rows, k[1] // 2, 2, combine)
+        _window_pass(rows, dst.reshape(m, h, w), k[0] // 2, 1, combine)
+        if scale is not None:
+            # a per-position divisor broadcast along whole flattened maps, not row by row
+            dst *= scale.reshape(-1) if np.ndim(scale) else scale
+    return y.reshape(n, c, h, w)
+
+
+def _strided_pool2d(x, k, s, out, pb, combine, fill, scale=None):
+    """A window reduction with any stride over the unpadded maps, in cache-sized blocks of maps.
+
+    Rows first, on the output rows only: each tap is a strided view of whole input rows. Then
+    columns over the flattened result as long contiguous runs (windows spill across row ends),
+    and the output columns are picked out. Output rows and columns whose window reaches into
+    the padding (a handful at the edges) are combined from their valid taps alone. No padded
+    copy, and the first pass already drops the rows no output needs: a 3x3 stride-2 max pool
+    over 64x112x112 measured 0.98 -> 0.5 ms.
+    """
+    n, c, h, w = x.shape
+    ho, wo = out
+    nc = n * c
+    xs = np.ascontiguousarray(x).reshape(nc, h, w)
+    y = np.empty((nc, ho, wo), dtype=x.dtype)
+    rows_full = _full_range(h, k[0], s[0], pb[0], ho)
+    cols_full = _full_range(w, k[1], s[1], pb[1], wo)
+    cb = min(max(1, _SAME_BLOCK // (h * w)), nc)
+    v_buf = np.empty(cb * ho * w, dtype=x.dtype)
+    a_buf = np.empty(cb * ho * w, dtype=x.dtype)
+    for b0 in range(0, nc, cb):
+        m = min(cb, nc - b0)
+        src, dst = xs[b0 : b0 + m], y[b0 : b0 + m]
+        v = v_buf[: m * ho * w].reshape(m, ho, w)
+        _strided_axis(src, v, k[0], s[0], pb[0], rows_full, combine, fill)
+        _strided_columns(v, dst, a_buf, k[1], s[1], pb[1], cols_full, combine, fill)
+        if scale is not None:
+            flat = dst.reshape(m, ho * wo)
+            flat *= scale.reshape(-1) if np.ndim(scale) else scale
+    return y.reshape(n, c, ho, wo)
+
+
+def _full_range(size, k, s, b, q):
+    """Outputs [lo, hi) of one axis whose every window tap lies inside the input."""
+    lo = -(-b // s)
+    hi = min(q, (size - k + b) // s + 1) if size >= k else lo
+    return lo, max(lo, hi)
+
+
+def _valid_taps(o, size, k, s, b):
+    return [o * s - b + t for t in range(k) if 0 <= o * s - b + t < size]
+
+
+def _combine_into(out, parts, combine, fill=0) -> None:
+    if not parts:  # a window wholly in the padding
+        out[...] = fill
+        return
+    if len(parts) == 1:
+        out[...] = parts[0]
+        return
+    combine(parts[0], parts[1], out=out)
+    for p in parts[2:]:
+        combine(out, p, out=out)
+
+
+def _strided_axis(src, dst, k, s, b, full, combine, fill) -> None:
+    """dst (M, Ho, W): each output row the combination of its window's input rows of src
+    (M, H, W); the full rows one strided view of whole rows per tap."""
+    lo, hi = full
+    if hi > lo:
+        start = lo * s - b
+        taps = [src[:, start + t : start + t + (hi - lo - 1) * s + 1 : s] for t in range(k)]
+        _combine_into(dst[:, lo:hi], taps, combine)
+    edges = [*range(lo), *range(hi, dst.shape[1])]
+    for o in edges:
+        valid = _valid_taps(o, src.shape[1], k, s, b)
+        _combine_into(dst[:, o], [src[:, t] for t in valid], combine, fill)
+
+
+def _strided_columns(v, dst, a_buf, k, s, b, full, combine, fill) -> None:
+    """dst (M, Ho, Wo) from the rows v (M, Ho, W): windows along each row, computed as
+    contiguous runs over the flattened rows and then picked at the output columns."""
+    lo, hi = full
+    m, ho, w = v.shape
+    if hi > lo:
+        flat = v.reshape(-1)
+        span = flat.size - (k - 1)
+        a = a_buf[: flat.size]
+        # the last k - 1 positions are never picked: they would be windows past the end
+        _combine_into(a[:span], [flat[t : t + span] for t in range(k)], combine)
+        start = lo * s - b
+        dst[:, :, lo:hi] = a.reshape(m, ho, w)[:, :, start : start + (hi - lo - 1) * s + 1 : s]
+    edges = [*range(lo), *range(hi, dst.shape[2])]
+    for o in edges:
+        valid = _valid_taps(o, w, k, s, b)
+        _combine_into(dst[:, :, o], [v[:, :, t] for t in valid], combine, fill)
+
+
+def _window_pass(src, dst, r, axis, combine) -> None:
+    """dst = the combination of src's 2r + 1 neighbours along ``axis`` (1 or 2) of (M, H, W)
+    maps, taps outside the map skipped."""
+    size = src.shape[axis]
+    step = src.strides[axis] // src.itemsize
+    flat_s, flat_d = src.reshape(-1), dst.reshape(-1)
+    total = flat_s.size
+    inner = total - 2 * r * step  # positions whose every tap lies inside the flattened block
+    if r and inner > 0:
+        out = flat_d[r * step : r * step + inner]
+        combine(flat_s[:inner], flat_s[step : step + inner], out=out)
+        for t in range(2, 2 * r + 1):
+            combine(out, flat_s[t * step : t * step + inner], out=out)
+    elif not r:
+        np.copyto(flat_d, flat_s)
+        return
+    for j in sorted(set(range(min(r, size))) | set(range(max(size - r, 0), size))):
+        valid = [j + t for t in range(-r, r + 1) if 0 <= j + t < size]
+        # plain indexing: np.moveaxis or np.take cost some 20 us a call
+        if axis == 1:
+            _combine_into(dst[:, j], [src[:, v] for v in valid], combine)
+        else:
+            _combine_into(dst[:, :, j], [src[:, :, v] for v in valid], combine)
+
+
 def _separable_pool(x, k, s, d, out, pb, combine, fill, scale=None):
     """A window reduction done one spatial axis at a time (max and sum are separable), then
     multiplied by ``scale`` when given."""
@@ -195,6 +351,10 @@ def _separable_pool(x, k, s, d, out, pb, combine, fill, scale=None):
             y *= scale
         return y
     if len(k) == 2:
+        if _keeps_size(x, k, s, d, out, pb):
+            return _same_pool2d(x, k, combine, scale)
+        if set(d) == {1} and min(pb) >= 0:
+            return _strided_pool2d(x, k, s, out, pb, combine, fill, scale)
         return _pool2d(x, k, s, d, out, pb, combine, fill, scale)
     y = x
     # Innermost axis first, where its stride is 1: its taps are contiguous runs. With a stride,
@@ -282,20 +442,31 @@ def _window_counts(n, k, s, d, q, b, e, include_pad):
     return ((pos >= lo) & (pos < hi)).sum(axis=1)
 
 
-def _sum_pool(x, k, s, d, out, pb, power=None, divisor=None):
-    """Windowed sum of x (or |x|**power) in the compute dtype; padding adds nothing. A
-    ``divisor`` (float64, broadcast over the output maps) divides the sums."""
+def _sum_pool(x, k, s, d, out, pb, power=None, scale=None):
+    """Windowed sum of x (or |x|**power) in the compute dtype, times ``scale`` when given;
+    padding adds nothing."""
     ct = compute_dtype(x.dtype)
     xc = x.astype(ct, copy=False)
     if power is not None:
         xc = xc * xc if power == 2 else np.abs(xc) ** ct.type(power)
-    scale = None
-    if divisor is not None:
-        # times the reciprocal (within an ulp of the quotient): a division pass costs twice a
-        # product's; one divisor is a flat scalar loop, not a broadcast
-        inv = 1.0 / divisor
-        scale = ct.type(inv.flat[0]) if inv.min() == inv.max() else inv.astype(ct)
     return _separable_pool(xc, k, s, d, out, pb, np.add, 0, scale)
+
+
+@functools.lru_cache(maxsize=256)
+def _average_scale(spatial, k, s, d, out, pb, pe, incl, ct):
+    """1 / the count of each output's window taps (a scalar when all are equal), computed once
+    per geometry: forming it costs as much as a small pool."""
+    div = np.ones((), dtype=np.float64)
+    for i, n in enumerate(spatial):
+        div = np.multiply.outer(div, _window_counts(n, k[i], s[i], d[i], out[i], pb[i], pe[i], incl))
+    # times the reciprocal (within an ulp of the quotient): a division pass costs twice a
+    # product's; one divisor is a flat scalar loop, not a broadcast
+    inv = 1.0 / np.maximum(div, 1)
+    if inv.min() == inv.max():
+        return ct.type(inv.flat[0])
+    scale = inv.astype(ct)
+    scale.flags.writeable = False
+    return scale
 
 
 @kernel("AveragePool", since=1)
@@ -313,12 +484,9 @@ def average_pool(
     k, s, d, out, pb, pe = _geometry(x, auto_pad, ceil_mode, dilations, kernel_shape, pads, strides)
     if min(out, default=1) <= 0 or x.size == 0:
         return np.zeros(x.shape[:2] + tuple(out), dtype=x.dtype)
-    incl = bool(count_include_pad)
-    div = np.ones((), dtype=np.float64)
-    for i, n in enumerate(x.shape[2:]):
-        cnt = _window_counts(n, k[i], s[i], d[i], out[i], pb[i], pe[i], incl)
-        div = np.multiply.outer(div, cnt)
-    acc = _sum_pool(x, k, s, d, out, pb, divisor=np.maximum(div, 1))
+    geometry = (x.shape[2:], tuple(k), tuple(s), tuple(d), tuple(out), tuple(pb), tuple(pe))
+    scale = _average_scale(*geometry, bool(count_include_pad), compute_dtype(x.dtype))
+    acc = _sum_pool(x, k, s, d, out, pb, scale=scale)
     return acc.astype(x.dtype, copy=False)
 
 
