@@ -21,7 +21,7 @@ from typing import Any
 
 import ml_dtypes
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from .. import blas, workers
 from ..registry import kernel
@@ -113,24 +113,24 @@ def _im2col(
 ) -> np.ndarray:
     """(N, C, *padded) -> (N, C * prod(k), prod(out)) patches, one copy of a strided view."""
     n, c = xp.shape[:2]
-    nd = len(k)
     kk = math.prod(k)
     ll = math.prod(out)
     if kk == 1:
         src = (slice(None), slice(None), *tuple(slice(0, (o - 1) * si + 1, si) for o, si in zip(out, s)))
         v = xp[src]
         return v.reshape(n, c, ll)
-    ek = [(ki - 1) * di + 1 for ki, di in zip(k, d)]
-    v = sliding_window_view(xp, ek, axis=tuple(range(2, 2 + nd)))
-    sl = (
-        slice(None),
-        slice(None),
-        *tuple(slice(0, (o - 1) * si + 1, si) for o, si in zip(out, s)),
-        *tuple(slice(None, None, di) for di in d),
-    )
-    v = v[sl]
-    perm = (0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))
-    return np.ascontiguousarray(v.transpose(perm)).reshape(n, c * kk, ll)
+    # the (N, C, *k, *out) window view, built from strides directly: numpy's
+    # sliding_window_view costs 10 us a call in argument checks, a fifth of a small convolution
+    st = xp.strides
+    shape = (n, c, *k, *out)
+    strides = (st[0], st[1], *(di * t for di, t in zip(d, st[2:])), *(si * t for si, t in zip(s, st[2:])))
+    if xp.flags.c_contiguous:
+        v = np.ndarray(shape, xp.dtype, buffer=xp, strides=strides)
+    else:
+        v = as_strided(xp, shape, strides, writeable=False)
+    cols = np.empty(shape, xp.dtype)
+    np.copyto(cols, v)
+    return cols.reshape(n, c * kk, ll)
 
 
 def conv_core(
