@@ -199,6 +199,11 @@ class InferenceSession:
                 stacklevel=3,
             )
             self._providers = [cpu]
+            if ctx.packed_any:
+                # weights packed before the failure were replaced in the graph: load them again
+                assert self._model_path is not None  # weights are packed in place only for files
+                self._load(self._model_path, time.perf_counter_ns())
+                graph = self._model.graph
             ctx = BuildContext(self._model.opsets, [cpu], cpu)
             self._plan = compile_graph(graph, ctx)
         inits = set(graph.initializers)
