@@ -290,19 +290,24 @@ def test_winograd_groups_of_images_and_bands_of_rows(monkeypatch, v_bytes, m):
             conv_mod.workers.set_workers(prev)
 
 
-def _winograd_calls(monkeypatch):
-    from onnxlite.providers.cpu.kernels import _direct, _winograd
-
-    monkeypatch.setattr(_direct, "ENABLED", False)  # these shapes would otherwise run per tap
+def _spy_calls(monkeypatch, module, name):
+    """The input shapes ``module.name`` is called with from now on."""
     calls = []
-    real = _winograd.conv3x3
+    real = getattr(module, name)
 
     def spy(*a):
         calls.append(a[0].shape)
         return real(*a)
 
-    monkeypatch.setattr(_winograd, "conv3x3", spy)
+    monkeypatch.setattr(module, name, spy)
     return calls
+
+
+def _winograd_calls(monkeypatch):
+    from onnxlite.providers.cpu.kernels import _direct, _winograd
+
+    monkeypatch.setattr(_direct, "ENABLED", False)  # these shapes would otherwise run per tap
+    return _spy_calls(monkeypatch, _winograd, "conv3x3")
 
 
 @pytest.mark.parametrize(("n", "c", "m", "hw"), [(1, 32, 32, (30, 30)), (2, 64, 48, (29, 33))])
@@ -447,15 +452,7 @@ needs_cblas = pytest.mark.skipif(
 def _direct_calls(monkeypatch):
     from onnxlite.providers.cpu.kernels import _direct
 
-    calls = []
-    real = _direct.conv_taps
-
-    def spy(*a):
-        calls.append(a[0].shape)
-        return real(*a)
-
-    monkeypatch.setattr(_direct, "conv_taps", spy)
-    return calls
+    return _spy_calls(monkeypatch, _direct, "conv_taps")
 
 
 @needs_cblas
