@@ -1,8 +1,9 @@
 """Pooling: MaxPool, AveragePool, LpPool, their Global forms, MaxUnpool, MaxRoiPool, RoiAlign.
 
-Windowed pools pad once and then combine one strided view per kernel tap (a handful of
-vectorised numpy operations over the whole output); divisors of average pools are separable per
-spatial axis and formed as an outer product.
+2-D windowed pools work on the unpadded maps in cache-sized blocks: long contiguous passes along
+each axis, with the few windows at the edges combined from their valid taps; other ranks reduce
+one axis at a time over strided views. Divisors of average pools are separable per spatial axis,
+formed as an outer product once per geometry.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ import itertools
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
-from .. import workers
 from ..registry import kernel
 from .conv import compute_dtype, conv_geometry, pad_spatial, spatial_attrs
 
@@ -88,102 +87,11 @@ def _reduce_axis(x, axis, k, s, d, q, pb, combine, fill):
     return acc
 
 
-def _pool2d_rows(x, r_buf, acc_buf, k, s, d, out, combine):
-    """Window reduction of padded, contiguous (C, Hp, Wp) maps -> (C, Ho, Wo) strided view.
-
-    Every pass is one ufunc call over one long contiguous run: the padded maps are flattened
-    end to end, so a tap of a stride-1 axis is the same run shifted by an offset (windows spill
-    across row and map ends into positions no output keeps) and the kept outputs are picked
-    out once at the end. numpy's loops over 2-D or short-row views cost 3-4x more per element.
-    The 1-D scratch buffers come from the caller, so that workers allocate nothing.
-    """
-    (k0, k1), (s0, s1), (d0, d1), (ho, wo) = k, s, d, out
-    cc, hp, wp = x.shape
-    if s0 == 1:
-        flat = x.reshape(-1)
-        size = flat.size - (k0 - 1) * d0 * wp
-        r = r_buf[:size]
-        taps = [flat[i * d0 * wp : i * d0 * wp + size] for i in range(k0)]
-        if k0 == 1:
-            np.copyto(r, taps[0])
-        else:  # the first two taps straight into the buffer: no copy pass
-            combine(taps[0], taps[1], out=r)
-        for t in taps[2:]:
-            combine(r, t, out=r)
-        map_stride = hp * wp
-    else:
-        # strided rows: a view of whole rows (contiguous runs of Wp), combined row by row
-        r3 = r_buf[: cc * ho * wp].reshape(cc, ho, wp)
-        rows = [x[:, i * d0 : i * d0 + (ho - 1) * s0 + 1 : s0] for i in range(k0)]
-        if k0 == 1:
-            np.copyto(r3, rows[0])
-        else:
-            combine(rows[0], rows[1], out=r3)
-        for t in rows[2:]:
-            combine(r3, t, out=r3)
-        r = r3.reshape(-1)
-        map_stride = ho * wp
-        s0 = 1
-    if k1 == 1:
-        acc = r
-    else:
-        span = r.size - (k1 - 1) * d1
-        acc = acc_buf[:span]
-        combine(r[:span], r[d1 : d1 + span], out=acc)
-        for j in range(2, k1):
-            combine(acc, r[j * d1 : j * d1 + span], out=acc)
-    it = acc.itemsize
-    return as_strided(acc, (cc, ho, wo), (map_stride * it, s0 * wp * it, s1 * it), writeable=False)
-
-
-# Below this many padded input elements a 2-D pool runs on one thread: the hand-off to a worker
-# costs more than it saves (64x112x112: 0.39 ms alone, 0.50 split in two).
-_POOL_SPLIT_MIN = 1 << 20
-# Padded elements per block of maps: the block, its two scratch buffers and its output stay in
-# the core's L2 cache through the block's passes, so that only the input's read and the output's
-# write reach memory (a 3x3 stride-2 max pool over 64x112x112: 1.15 -> 0.77 ms; a 3x3 stride-1
-# average pool over 256x28x28: 0.37 -> 0.27 ms).
-_POOL_BLOCK = 1 << 16
-
-
-def _pool2d(x, k, s, d, out, pb, combine, fill, scale=None):
-    """2-D window reduction over all N*C maps, in cache-sized blocks of maps, the blocks split
-    across the workers when large; ``scale`` (broadcast over the output maps) multiplies each
-    block's result while it is in cache."""
-    n, c = x.shape[:2]
-    h, w = x.shape[2:]
-    pe = _end_pads(x, k, s, d, out, pb)
-    hp, wp = pb[0] + h + pe[0], pb[1] + w + pe[1]
-    nc = n * c
-    xs = x.reshape(nc, h, w)
-    y = np.empty((nc, *out), dtype=x.dtype)
-    per_map = hp * wp
-
-    def part(c0: int, c1: int) -> None:
-        cb = min(max(1, _POOL_BLOCK // per_map), c1 - c0)
-        # the border keeps ``fill`` from block to block: only the interior is written
-        xpb = np.full((cb, hp, wp), fill, dtype=x.dtype)
-        inner = xpb[:, pb[0] : pb[0] + h, pb[1] : pb[1] + w]
-        r_buf = np.empty(cb * per_map, dtype=x.dtype)
-        acc_buf = np.empty(cb * per_map, dtype=x.dtype)
-        for b0 in range(c0, c1, cb):
-            m = min(cb, c1 - b0)
-            np.copyto(inner[:m], xs[b0 : b0 + m])
-            dst = y[b0 : b0 + m]
-            dst[...] = _pool2d_rows(xpb[:m], r_buf, acc_buf, k, s, d, out, combine)
-            if scale is not None:
-                dst *= scale
-
-    if nc * per_map < _POOL_SPLIT_MIN or workers.workers() < 2:
-        part(0, nc)
-    else:
-        workers.for_rows(nc, per_map, part)
-    return y.reshape(n, c, *out)
-
-
-# Elements per block of maps in a size-keeping pool: the block, its scratch copy and its output
-# stay in the core's L2 cache through the passes (measured best among 16K-256K).
-_SAME_BLOCK = 1 << 17
+# Input elements per block of maps: the block's rows, its scratch buffers and its output stay in
+# the core's L2 cache through the passes (measured best among 16K-256K). The blocks run on the
+# calling thread: split over two workers, a 2x2 stride-2 pool over 64x224x224 ran no faster
+# (1.89 ms alone, 1.97 split; short numpy passes on two threads wait for each other's GIL).
+_POOL_BLOCK = 1 << 17
 
 
 def _keeps_size(x, k, s, d, out, pb) -> bool:
@@ -210,7 +118,8 @@ def _same_pool2d(x, k, combine, scale=None):
     nc, per_map = n * c, h * w
     xs = np.ascontiguousarray(x).reshape(nc, per_map)
     y = np.empty((nc, per_map), dtype=x.dtype)
-    cb = min(max(1, _SAME_BLOCK // per_map), nc)
+
+    cb = min(max(1, _POOL_BLOCK // per_map), nc)
     scratch = np.empty(cb * per_map, dtype=x.dtype)
     for b0 in range(0, nc, cb):
         m = min(cb, nc - b0)
@@ -224,47 +133,53 @@ def _same_pool2d(x, k, combine, scale=None):
     return y.reshape(n, c, h, w)
 
 
-def _strided_pool2d(x, k, s, out, pb, combine, fill, scale=None):
-    """A window reduction with any stride over the unpadded maps, in cache-sized blocks of maps.
+def _strided_pool2d(x, k, s, d, out, pb, combine, fill, scale=None):
+    """A 2-D window reduction (any stride and dilation) over the unpadded maps, in cache-sized
+    blocks of maps.
 
     Rows first, on the output rows only: each tap is a strided view of whole input rows. Then
     columns over the flattened result as long contiguous runs (windows spill across row ends),
     and the output columns are picked out. Output rows and columns whose window reaches into
     the padding (a handful at the edges) are combined from their valid taps alone. No padded
     copy, and the first pass already drops the rows no output needs: a 3x3 stride-2 max pool
-    over 64x112x112 measured 0.98 -> 0.5 ms.
+    over 64x112x112 measured 0.96 -> 0.72 ms, a 2x2 one over 64x224x224 2.60 -> 1.75 ms.
     """
+    # a negative begin pad crops the input
+    x = x[:, :, max(0, -pb[0]) :, max(0, -pb[1]) :]
+    pb = [max(0, b) for b in pb]
     n, c, h, w = x.shape
     ho, wo = out
     nc = n * c
     xs = np.ascontiguousarray(x).reshape(nc, h, w)
     y = np.empty((nc, ho, wo), dtype=x.dtype)
-    rows_full = _full_range(h, k[0], s[0], pb[0], ho)
-    cols_full = _full_range(w, k[1], s[1], pb[1], wo)
-    cb = min(max(1, _SAME_BLOCK // (h * w)), nc)
+    rows_full = _full_range(h, k[0], s[0], d[0], pb[0], ho)
+    cols_full = _full_range(w, k[1], s[1], d[1], pb[1], wo)
+
+    cb = min(max(1, _POOL_BLOCK // (h * w)), nc)
     v_buf = np.empty(cb * ho * w, dtype=x.dtype)
     a_buf = np.empty(cb * ho * w, dtype=x.dtype)
     for b0 in range(0, nc, cb):
         m = min(cb, nc - b0)
         src, dst = xs[b0 : b0 + m], y[b0 : b0 + m]
         v = v_buf[: m * ho * w].reshape(m, ho, w)
-        _strided_axis(src, v, k[0], s[0], pb[0], rows_full, combine, fill)
-        _strided_columns(v, dst, a_buf, k[1], s[1], pb[1], cols_full, combine, fill)
+        _strided_axis(src, v, k[0], s[0], d[0], pb[0], rows_full, combine, fill)
+        _strided_columns(v, dst, a_buf, k[1], s[1], d[1], pb[1], cols_full, combine, fill)
         if scale is not None:
             flat = dst.reshape(m, ho * wo)
             flat *= scale.reshape(-1) if np.ndim(scale) else scale
     return y.reshape(n, c, ho, wo)
 
 
-def _full_range(size, k, s, b, q):
+def _full_range(size, k, s, d, b, q):
     """Outputs [lo, hi) of one axis whose every window tap lies inside the input."""
+    span = (k - 1) * d + 1
     lo = -(-b // s)
-    hi = min(q, (size - k + b) // s + 1) if size >= k else lo
+    hi = min(q, (size - span + b) // s + 1) if size >= span else lo
     return lo, max(lo, hi)
 
 
-def _valid_taps(o, size, k, s, b):
-    return [o * s - b + t for t in range(k) if 0 <= o * s - b + t < size]
+def _valid_taps(o, size, k, s, d, b):
+    return [o * s - b + t * d for t in range(k) if 0 <= o * s - b + t * d < size]
 
 
 def _combine_into(out, parts, combine, fill=0) -> None:
@@ -279,36 +194,37 @@ def _combine_into(out, parts, combine, fill=0) -> None:
         combine(out, p, out=out)
 
 
-def _strided_axis(src, dst, k, s, b, full, combine, fill) -> None:
+def _strided_axis(src, dst, k, s, d, b, full, combine, fill) -> None:
     """dst (M, Ho, W): each output row the combination of its window's input rows of src
     (M, H, W); the full rows one strided view of whole rows per tap."""
     lo, hi = full
     if hi > lo:
         start = lo * s - b
-        taps = [src[:, start + t : start + t + (hi - lo - 1) * s + 1 : s] for t in range(k)]
+        stop = (hi - lo - 1) * s + 1
+        taps = [src[:, start + t * d : start + t * d + stop : s] for t in range(k)]
         _combine_into(dst[:, lo:hi], taps, combine)
     edges = [*range(lo), *range(hi, dst.shape[1])]
     for o in edges:
-        valid = _valid_taps(o, src.shape[1], k, s, b)
+        valid = _valid_taps(o, src.shape[1], k, s, d, b)
         _combine_into(dst[:, o], [src[:, t] for t in valid], combine, fill)
 
 
-def _strided_columns(v, dst, a_buf, k, s, b, full, combine, fill) -> None:
+def _strided_columns(v, dst, a_buf, k, s, d, b, full, combine, fill) -> None:
     """dst (M, Ho, Wo) from the rows v (M, Ho, W): windows along each row, computed as
     contiguous runs over the flattened rows and then picked at the output columns."""
     lo, hi = full
     m, ho, w = v.shape
     if hi > lo:
         flat = v.reshape(-1)
-        span = flat.size - (k - 1)
+        span = flat.size - (k - 1) * d
         a = a_buf[: flat.size]
-        # the last k - 1 positions are never picked: they would be windows past the end
-        _combine_into(a[:span], [flat[t : t + span] for t in range(k)], combine)
+        # the last positions are never picked: they would be windows past the end
+        _combine_into(a[:span], [flat[t * d : t * d + span] for t in range(k)], combine)
         start = lo * s - b
         dst[:, :, lo:hi] = a.reshape(m, ho, w)[:, :, start : start + (hi - lo - 1) * s + 1 : s]
     edges = [*range(lo), *range(hi, dst.shape[2])]
     for o in edges:
-        valid = _valid_taps(o, w, k, s, b)
+        valid = _valid_taps(o, w, k, s, d, b)
         _combine_into(dst[:, :, o], [v[:, :, t] for t in valid], combine, fill)
 
 
@@ -353,9 +269,7 @@ def _separable_pool(x, k, s, d, out, pb, combine, fill, scale=None):
     if len(k) == 2:
         if _keeps_size(x, k, s, d, out, pb):
             return _same_pool2d(x, k, combine, scale)
-        if set(d) == {1} and min(pb) >= 0:
-            return _strided_pool2d(x, k, s, out, pb, combine, fill, scale)
-        return _pool2d(x, k, s, d, out, pb, combine, fill, scale)
+        return _strided_pool2d(x, k, s, d, out, pb, combine, fill, scale)
     y = x
     # Innermost axis first, where its stride is 1: its taps are contiguous runs. With a stride,
     # its taps are strided gathers (no SIMD), so the outer axes go first and shrink them: a 3x3
