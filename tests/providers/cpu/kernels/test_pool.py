@@ -234,3 +234,12 @@ def test_roi_align_v10_uses_output_half_pixel():
     attrs = {"output_height": 2, "coordinate_transformation_mode": "output_half_pixel"}
     want = check_node("RoiAlign", inputs, attrs, opset=16)[0]
     np.testing.assert_array_equal(got, want)
+
+
+def test_negative_begin_pads_crop() -> None:
+    x = rand(1, 2, 9, 8)
+    attrs = {"kernel_shape": [3, 2], "strides": [2, 1], "pads": [-1, -2, 1, 0]}
+    (got,) = run_onnxlite(node_model("MaxPool", {"x": x}, attrs), {"x": x})
+    crop = np.pad(x[:, :, 1:, 2:], ((0, 0), (0, 0), (0, 1), (0, 0)), constant_values=-np.inf)
+    want = np.lib.stride_tricks.sliding_window_view(crop, (3, 2), axis=(2, 3))[:, :, ::2].max(axis=(4, 5))
+    np.testing.assert_array_equal(got, want)
