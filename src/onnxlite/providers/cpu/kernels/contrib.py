@@ -8,6 +8,7 @@ floats are computed in float32 and rounded once.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -67,8 +68,16 @@ _relu_inplace.relu_in_place = True  # type: ignore[attr-defined]  # float32 call
 def _activation(name: str, alpha=None, beta=None, gamma=None):
     """The elementwise function of a fused activation; ONNX defaults where a parameter is absent.
 
-    It may overwrite its argument: the fused kernels pass it their own fresh result.
+    It may overwrite its argument: the fused kernels pass it their own fresh result. Built once
+    per name and parameters (building its table cost a small convolution 3 us a call).
     """
+    try:
+        return _cached_activation(name, alpha, beta, gamma)
+    except TypeError:  # an unhashable parameter: built afresh
+        return _make_activation(name, alpha, beta, gamma)
+
+
+def _make_activation(name: str, alpha=None, beta=None, gamma=None):
 
     def p(v, default):
         return default if v is None else float(v)
@@ -102,6 +111,9 @@ def _activation(name: str, alpha=None, beta=None, gamma=None):
     if name not in table:
         raise ValueError(f"unsupported fused activation {name!r}")
     return table[name]
+
+
+_cached_activation = functools.lru_cache(maxsize=64)(_make_activation)
 
 
 @kernel("FusedConv", since=1, domain=MS)

@@ -94,6 +94,20 @@ def pad_spatial(x: np.ndarray, pb: Sequence[int], pe: Sequence[int], value=0) ->
     """``x`` with its spatial axes (2..) padded by ``value``; ``x`` itself when no padding."""
     if not any(pb) and not any(pe):
         return x
+    if x.ndim == 4 and min(*pb, *pe) >= 0:
+        # images, spelled out: the general form's index building is most of a small pad's cost
+        (b0, b1), (e0, e1), (h, w) = pb, pe, x.shape[2:]
+        y = np.empty((*x.shape[:2], b0 + h + e0, b1 + w + e1), dtype=x.dtype)
+        y[:, :, b0 : b0 + h, b1 : b1 + w] = x
+        if b0:
+            y[:, :, :b0] = value
+        if e0:
+            y[:, :, b0 + h :] = value
+        if b1:
+            y[:, :, b0 : b0 + h, :b1] = value
+        if e1:
+            y[:, :, b0 : b0 + h, b1 + w :] = value
+        return y
     shape = x.shape[:2] + tuple(n + b + e for n, b, e in zip(x.shape[2:], pb, pe))
     y = np.empty(shape, dtype=x.dtype)
     y[tuple([slice(None), slice(None), *(slice(b, b + n) for b, n in zip(pb, x.shape[2:]))])] = x
@@ -240,10 +254,29 @@ def _depthwise(
     return y.reshape(n, m, *out)
 
 
+def _tuple(v: Sequence[int] | None) -> tuple[int, ...] | None:
+    return None if v is None else tuple(v)
+
+
+@functools.lru_cache(maxsize=1024)
+def _geometry(
+    in_shape: tuple[int, ...],
+    w_kernel: tuple[int, ...],
+    kernel_shape: tuple[int, ...] | None,
+    strides: tuple[int, ...] | None,
+    dilations: tuple[int, ...] | None,
+    pads: tuple[int, ...] | None,
+    auto_pad: str,
+):
+    """(k, s, d, out, pb, pe) of a convolution, once per input shape and attributes: worked out
+    per call, it was a fifth of a small convolution's fixed cost."""
+    k, s, d = spatial_attrs(len(in_shape), kernel_shape, strides, dilations, w_kernel)
+    return (k, s, d, *conv_geometry(in_shape, k, s, d, pads, auto_pad))
+
+
 def _float_conv(x, w, b, auto_pad, dilations, group, kernel_shape, pads, strides):
-    nd = x.ndim - 2
-    k, s, d = spatial_attrs(nd, kernel_shape, strides, dilations, w.shape[2:])
-    out, pb, pe = conv_geometry(x.shape[2:], k, s, d, pads, auto_pad)
+    key = (_tuple(kernel_shape), _tuple(strides), _tuple(dilations), _tuple(pads), auto_pad)
+    _, s, d, out, pb, pe = _geometry(x.shape[2:], w.shape[2:], *key)
     ct = compute_dtype(x.dtype)
     xc = x.astype(ct, copy=False)
     wc = w.astype(ct, copy=False)
