@@ -37,7 +37,8 @@ def _find() -> Any | None:
         libs = ThreadpoolController().select(user_api="blas").lib_controllers
     except Exception:  # threadpoolctl missing or confused: keep numpy's products
         return None
-    for lib in libs:
+    # numpy's own first: another package's OpenBLAS (scipy's) may be loaded beside it
+    for lib in sorted(libs, key=lambda lib: "numpy" not in str(getattr(lib, "filepath", ""))):
         if getattr(lib, "internal_api", "") != "openblas":
             continue
         dynlib = getattr(lib, "dynlib", None)
