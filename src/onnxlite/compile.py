@@ -65,7 +65,7 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
     # Providers other than the CPU one whose kernels read host memory may hold constants packed.
     packers = {id(ep) for ep in ctx.providers if ep is not ctx.cpu and ep.device == "cpu"}
     sole = _sole_readers(graph) if packers else {}
-    packed: dict[str, Any] = {}  # initializers to replace by their providers' stand-ins
+    packed = False  # some of this graph's initializers were replaced by stand-ins
     compiled = _compiled_groups(graph, parts)
     group_of = {i: k for k, (_, group, _) in enumerate(compiled) for i in group}
     visible = set(outer) | {v.name for v in graph.inputs} | set(graph.initializers)
@@ -92,8 +92,8 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
                         if stand_in is not None:
                             constants[name] = stand_in
                             if ctx.pack_in_place:
-                                packed[name] = graph.initializers[name] = stand_in
-                                ctx.packed_any = True
+                                graph.initializers[name] = stand_in
+                                packed = ctx.packed_any = True
         visible.update(o for o in node.outputs if o)
     for o in graph.outputs:  # outputs are fetched from the host copy of device values
         b.slots[o.name] = b.to_cpu(b.slot(o.name), o.name)
@@ -101,7 +101,7 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
     _write_in_place(b.steps, {b.slots[o.name] for o in graph.outputs}, eps)
     plan = Plan(graph, b.steps, b.slots, constants, outer_used)
     plan.assignment = [(node, ep.name) for node, ep in zip(graph.nodes, assigned) if ep is not None]
-    plan.packed_in_place = bool(packed)
+    plan.packed_in_place = packed
     plan.groups = [(ep.name, len(group)) for ep, group in parts.groups]
     return plan
 

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from tests.oracle import check_node, node_model, run_onnxlite
 
+from onnxlite.providers.cpu import cblas
+
 RNG = np.random.default_rng(0)
 
 
@@ -444,7 +446,7 @@ def test_winograd_filters_are_released_when_the_weights_take_im2col():
 # --------------------------------------------------------------------------- per-tap products
 
 needs_cblas = pytest.mark.skipif(
-    not __import__("onnxlite.providers.cpu.cblas", fromlist=["available"]).available(),
+    not cblas.available(),
     reason="numpy's BLAS exposes no cblas_sgemm here; the per-tap path is off and others run",
 )
 
@@ -491,7 +493,6 @@ def test_conv_takes_per_tap_path(monkeypatch, workers_n, n, c, m, hw, k, dil, pa
 
 @needs_cblas
 def test_per_tap_path_only_where_it_measured_faster(monkeypatch) -> None:
-    from onnxlite.providers.cpu import cblas
     from onnxlite.providers.cpu.kernels import _direct
 
     def applies(c, hw, s=(1, 1), dtype=np.float32, pads=(1, 1)):
@@ -511,8 +512,6 @@ def test_per_tap_path_only_where_it_measured_faster(monkeypatch) -> None:
 
 
 def test_conv_without_cblas_matches(monkeypatch) -> None:
-    from onnxlite.providers.cpu import cblas
-
     monkeypatch.setattr(cblas, "_sgemm", lambda: None)
     x, w, b = rand(1, 64, 28, 28), rand(8, 64, 3, 3), rand(8)
     check_node("Conv", {"x": x, "w": w, "b": b}, {"pads": [1, 1, 1, 1]}, rtol=1e-4, atol=1e-4)

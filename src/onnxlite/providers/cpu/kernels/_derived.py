@@ -48,6 +48,3 @@ class DerivedWeights:
             hit = self._cache.get(key)
             if hit is not None and hit[0] is ref:
                 del self._cache[key]
-
-    def __len__(self) -> int:
-        return len(self._cache)

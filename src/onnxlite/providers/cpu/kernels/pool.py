@@ -118,7 +118,6 @@ def _same_pool2d(x, k, combine, scale=None):
     nc, per_map = n * c, h * w
     xs = np.ascontiguousarray(x).reshape(nc, per_map)
     y = np.empty((nc, per_map), dtype=x.dtype)
-
     cb = min(max(1, _POOL_BLOCK // per_map), nc)
     scratch = np.empty(cb * per_map, dtype=x.dtype)
     for b0 in range(0, nc, cb):
@@ -154,7 +153,6 @@ def _strided_pool2d(x, k, s, d, out, pb, combine, fill, scale=None):
     y = np.empty((nc, ho, wo), dtype=x.dtype)
     rows_full = _full_range(h, k[0], s[0], d[0], pb[0], ho)
     cols_full = _full_range(w, k[1], s[1], d[1], pb[1], wo)
-
     cb = min(max(1, _POOL_BLOCK // (h * w)), nc)
     v_buf = np.empty(cb * ho * w, dtype=x.dtype)
     a_buf = np.empty(cb * ho * w, dtype=x.dtype)
@@ -178,8 +176,17 @@ def _full_range(size, k, s, d, b, q):
     return lo, max(lo, hi)
 
 
-def _valid_taps(o, size, k, s, d, b):
-    return [o * s - b + t * d for t in range(k) if 0 <= o * s - b + t * d < size]
+def _edge_outputs(src, dst, axis, outputs, k, s, d, b, combine, fill=0) -> None:
+    """The given outputs along ``axis`` (1 or 2) of (M, rows, cols) maps, each combined from the
+    taps of its window that lie inside ``src`` (the window starts at ``o * s - b``)."""
+    size = src.shape[axis]
+    for o in outputs:
+        valid = [o * s - b + t * d for t in range(k) if 0 <= o * s - b + t * d < size]
+        # plain indexing: np.moveaxis or np.take cost some 20 us a call
+        if axis == 1:
+            _combine_into(dst[:, o], [src[:, t] for t in valid], combine, fill)
+        else:
+            _combine_into(dst[:, :, o], [src[:, :, t] for t in valid], combine, fill)
 
 
 def _combine_into(out, parts, combine, fill=0) -> None:
@@ -203,10 +210,7 @@ def _strided_axis(src, dst, k, s, d, b, full, combine, fill) -> None:
         stop = (hi - lo - 1) * s + 1
         taps = [src[:, start + t * d : start + t * d + stop : s] for t in range(k)]
         _combine_into(dst[:, lo:hi], taps, combine)
-    edges = [*range(lo), *range(hi, dst.shape[1])]
-    for o in edges:
-        valid = _valid_taps(o, src.shape[1], k, s, d, b)
-        _combine_into(dst[:, o], [src[:, t] for t in valid], combine, fill)
+    _edge_outputs(src, dst, 1, [*range(lo), *range(hi, dst.shape[1])], k, s, d, b, combine, fill)
 
 
 def _strided_columns(v, dst, a_buf, k, s, d, b, full, combine, fill) -> None:
@@ -222,10 +226,7 @@ def _strided_columns(v, dst, a_buf, k, s, d, b, full, combine, fill) -> None:
         _combine_into(a[:span], [flat[t * d : t * d + span] for t in range(k)], combine)
         start = lo * s - b
         dst[:, :, lo:hi] = a.reshape(m, ho, w)[:, :, start : start + (hi - lo - 1) * s + 1 : s]
-    edges = [*range(lo), *range(hi, dst.shape[2])]
-    for o in edges:
-        valid = _valid_taps(o, w, k, s, d, b)
-        _combine_into(dst[:, :, o], [v[:, :, t] for t in valid], combine, fill)
+    _edge_outputs(v, dst, 2, [*range(lo), *range(hi, dst.shape[2])], k, s, d, b, combine, fill)
 
 
 def _window_pass(src, dst, r, axis, combine) -> None:
@@ -244,13 +245,8 @@ def _window_pass(src, dst, r, axis, combine) -> None:
     elif not r:
         np.copyto(flat_d, flat_s)
         return
-    for j in sorted(set(range(min(r, size))) | set(range(max(size - r, 0), size))):
-        valid = [j + t for t in range(-r, r + 1) if 0 <= j + t < size]
-        # plain indexing: np.moveaxis or np.take cost some 20 us a call
-        if axis == 1:
-            _combine_into(dst[:, j], [src[:, v] for v in valid], combine)
-        else:
-            _combine_into(dst[:, :, j], [src[:, :, v] for v in valid], combine)
+    edges = sorted(set(range(min(r, size))) | set(range(max(size - r, 0), size)))
+    _edge_outputs(src, dst, axis, edges, 2 * r + 1, 1, 1, r, combine)
 
 
 def _separable_pool(x, k, s, d, out, pb, combine, fill, scale=None):
