@@ -10,7 +10,7 @@ from .errors import EPFail, InvalidGraph, NotImplemented_, OnnxliteError
 from .ir.functions import expand_functions
 from .ir.graph import Graph, Node
 from .ir.typecheck import check_node_types
-from .plan import NONE_SLOT, SINK_SLOT, Plan, Step, freeze, node_info
+from .plan import NONE_SLOT, SEGMENT, SINK_SLOT, Plan, Segmenter, Step, freeze, node_info
 from .providers.base import ExecutionProvider, group_io, schema_version
 from .providers.partition import Partition, partition
 
@@ -99,7 +99,8 @@ def compile_graph(graph: Graph, ctx: BuildContext, outer: Sequence[str] = ()) ->
         b.slots[o.name] = b.to_cpu(b.slot(o.name), o.name)
     eps = {ep.name: ep for ep in [*ctx.providers, ctx.cpu]}
     _write_in_place(b.steps, {b.slots[o.name] for o in graph.outputs}, eps)
-    plan = Plan(graph, b.steps, b.slots, constants, outer_used)
+    segmenter = _segmenter(b.steps, eps, {b.slots[n]: v for n, v in constants.items()})
+    plan = Plan(graph, b.steps, b.slots, constants, outer_used, segmenter)
     plan.assignment = [(node, ep.name) for node, ep in zip(graph.nodes, assigned) if ep is not None]
     plan.packed_in_place = packed
     plan.groups = [(ep.name, len(group)) for ep, group in parts.groups]
@@ -142,6 +143,41 @@ def _write_in_place(steps: list[Step], outputs: set[int], providers: Mapping[str
                 steps[i] = st = Step(fn, st.ins, st.outs, st.node, st.provider)
         if ep.writes_fresh(st.node, st.fn):
             fresh.update(st.outs)
+
+
+def _segmenter(
+    steps: list[Step], providers: Mapping[str, ExecutionProvider], constants: Mapping[int, Any]
+) -> Segmenter | None:
+    """What hands each plan variant's stretches of consecutive segmentable steps of one
+    provider (two or more) to that provider's :meth:`ExecutionProvider.segment`."""
+    eps = {n: ep for n, ep in providers.items() if type(ep).segment is not ExecutionProvider.segment}
+    if not eps:
+        return None
+
+    def segment(vsteps: tuple[Any, ...], index: tuple[int, ...]) -> tuple[Any, ...]:
+        out: list[Any] = []
+        pos = 0
+        while pos < len(vsteps):
+            ep = eps.get(steps[index[pos]].provider)
+            end = pos
+            while (
+                ep is not None
+                and end < len(vsteps)
+                and steps[index[end]].provider == ep.name
+                and ep.segmentable(vsteps[end][0])
+            ):
+                end += 1
+            fn = ep.segment(vsteps[pos:end], index[pos:end], constants) if ep and end - pos > 1 else None
+            if fn is None:
+                stop = max(end, pos + 1)
+                out.extend(vsteps[pos:stop])
+                pos = stop
+            else:
+                out.append((fn, SEGMENT, (), ()))
+                pos = end
+        return tuple(out)
+
+    return segment
 
 
 def _compiled_groups(graph: Graph, parts: Partition) -> list[tuple[ExecutionProvider, list[int], Any]]:

@@ -42,6 +42,26 @@ class Variant:
     step_index: tuple[int, ...]  # index into Plan.steps, for error messages and profiling
     fetch: tuple[int, ...]
     keep: tuple[int, ...] = ()  # slots besides the fetched ones that outlive the run
+    # ``steps`` with stretches that a provider runs as one segment (see Segmenter): what
+    # :meth:`Plan.execute` runs; the profiler and the parallel executor keep to ``steps``
+    fast: tuple[Any, ...] = ()
+
+
+# A segment step: ``fn(vals)`` runs several consecutive steps on the run's slots itself.
+SEGMENT = None
+
+# Segmenter(steps, step_index) -> steps where some stretches are replaced by segment steps
+# ``(fn, SEGMENT, (), ())``; it is handed each variant's steps with their plan indices.
+Segmenter = Callable[[tuple[Any, ...], tuple[int, ...]], tuple[Any, ...]]
+
+
+class SegmentStepError(Exception):
+    """Raised by a segment when one of its steps fails: the plan index of that step."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(str(error))
+        self.index = index
+        self.error = error
 
 
 class Terminated(RuntimeException):
@@ -94,8 +114,10 @@ class Plan:
         slots: dict[str, int],
         constants: Mapping[str, Any],
         outer: Sequence[str],
+        segmenter: Segmenter | None = None,
     ) -> None:
         self.graph = graph
+        self.segmenter = segmenter
         self.steps = steps
         self.slots = slots
         self.n_slots = max(slots.values(), default=SINK_SLOT) + 1
@@ -161,7 +183,8 @@ class Plan:
             (self.steps[idx].fn, self.steps[idx].ins, self.steps[idx].outs, tuple(sorted(set(fr))))
             for idx, fr in zip(keep, frees)
         )
-        return Variant(steps, tuple(keep), fetch, kept)
+        fast = self.segmenter(steps, tuple(keep)) if self.segmenter is not None else steps
+        return Variant(steps, tuple(keep), fetch, kept, fast)
 
     # -- shape values per input-shape signature ------------------------------------------------
 
@@ -227,12 +250,15 @@ class Plan:
 
     def execute(self, vals: list[Any], variant: Variant, terminate: Any = None) -> list[Any]:
         """Run the variant's steps over ``vals`` (filled with inputs); returns the fetched values."""
-        steps = variant.steps
+        steps = variant.fast
         pos = 0
         try:
             for pos, (fn, ins, outs, free) in enumerate(steps):  # noqa: B007
                 if terminate is not None and terminate.terminate:
                     raise Terminated("Exiting due to terminate flag being set to true.")
+                if ins is SEGMENT:
+                    fn(vals)
+                    continue
                 res = fn(*[vals[i] for i in ins])
                 if len(outs) == 1:  # inlined store(): this loop is the per-node overhead
                     vals[outs[0]] = res[0] if type(res) is tuple else res
@@ -242,12 +268,21 @@ class Plan:
                     vals[f] = None
         except Terminated:
             raise
+        except SegmentStepError as e:
+            raise self.error_at(e.index, vals, e.error) from e.error
         except Exception as e:
+            if steps is not variant.steps:  # positions in ``fast`` are not those of ``steps``
+                index = variant.step_index[variant.steps.index(steps[pos])]
+                raise self.error_at(index, vals, e) from e
             raise self.step_error(variant, pos, vals, e) from e
         return [vals[i] for i in variant.fetch]
 
     def step_error(self, variant: Variant, pos: int, vals: list[Any], e: Exception) -> Exception:
-        st = self.steps[variant.step_index[pos]]
+        return self.error_at(variant.step_index[pos], vals, e)
+
+    def error_at(self, index: int, vals: list[Any], e: Exception) -> Exception:
+        """The error to raise for step ``index`` of the plan failing with ``e``."""
+        st = self.steps[index]
         inputs = describe_values([vals[i] for i in st.ins])
         msg = (
             f"Non-zero status code returned while running {st.node.op_type} node. "

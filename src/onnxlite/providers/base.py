@@ -83,6 +83,22 @@ class ExecutionProvider:
         """
         return None
 
+    def segmentable(self, fn: Callable[..., Any]) -> bool:
+        """Whether the plan step ``fn`` (one of this provider's kernels) may be part of a
+        segment (see :meth:`segment`)."""
+        return False
+
+    def segment(
+        self, steps: Sequence[tuple[Any, ...]], indices: Sequence[int], constants: Mapping[int, Any]
+    ) -> Callable[[list[Any]], None] | None:
+        """One callable for consecutive plan steps ``(fn, in_slots, out_slots, free_slots)`` of
+        this provider (their plan indices in ``indices``), run on a run's slot list: it leaves
+        the slots as the steps one by one would. ``constants`` are the plan's constants by slot
+        (an initializer that is also a graph input holds another value when fed). None runs the
+        steps one by one. A step of a segment that fails raises
+        :class:`onnxlite.plan.SegmentStepError` with the step's plan index."""
+        return None
+
     def packed_constant(self, node: Node, name: str) -> Any:
         """The stand-in that this provider's kernel for ``node`` recognises in place of the
         initializer ``name``, whose values it keeps in its own form (packed at session

@@ -29,6 +29,7 @@ from ._prim import (
     source,
     to_plain,
 )
+from ._replay import replay_safe
 
 F32_MAX = float(np.finfo(np.float32).max)
 _NOMINAL_ROWS = 64  # rows of the matmul primitive that picks the weights' layout
@@ -155,6 +156,7 @@ class ClipKernel(EltwiseKernel):
         return k(x)
 
 
+@replay_safe
 def identity(x: Any, *unused: Any) -> Any:
     """A node whose work a fused producer already did (Relu after Conv)."""
     return x

@@ -44,6 +44,9 @@ def _data_pointer_getter() -> Any:
 
 data_ptr = _data_pointer_getter()
 
+# ``recording.rec``: this thread's recorder of primitive executions (see _replay), or absent.
+recording = threading.local()
+
 
 class MD:
     """A memory descriptor; ``key`` identifies its layout (hashable), ``shape`` its dims."""
@@ -176,6 +179,7 @@ class Attr:
         lib.check(lib.primitive_attr_set_scratchpad_mode(self.h, L.SCRATCHPAD_USER), "attr")
         self.po = c_void_p()
         self._mds: list[MD] = []
+        self.has_sum = False  # a sum post-op: the primitive reads its destination
 
     def _post_ops(self) -> c_void_p:
         if not self.po:
@@ -187,6 +191,7 @@ class Attr:
         return self
 
     def sum(self, scale: float = 1.0) -> Attr:
+        self.has_sum = True
         load().check(load().post_ops_append_sum(self._post_ops(), scale, 0, 0), "post-op sum")
         return self
 
@@ -254,6 +259,7 @@ class Primitive:
         lib = load()
         self.what = what
         self.threads = threads
+        self.reads_dst = False  # set by create() for a sum post-op
         if remake is not None and lib.default_threads > 1 and _work_us(pd, what) < SMALL_WORK_US:
             lib.use_threads(1)
             try:
@@ -301,6 +307,9 @@ class Primitive:
             if twin is not None:
                 twin.run(args)
                 return
+        rec = getattr(recording, "rec", None)
+        if rec is not None:
+            rec.add(self, args)
         lib = load()
         b = getattr(self._tls, "b", None)
         if b is None or not b.same(args):
@@ -332,6 +341,7 @@ class Primitive:
         lib.use_threads(1)
         try:
             twin = Primitive(remake(), self.what, threads=1)
+            twin.reads_dst = self.reads_dst
         except DnnlError:
             return False
         finally:
@@ -485,7 +495,9 @@ def create(fn_name: str, *args: Any) -> Primitive:
         return p
 
     lib.use_threads(0)
-    return Primitive(make(), fn_name, remake=make)
+    prim = Primitive(make(), fn_name, remake=make)
+    prim.reads_dst = any(isinstance(a, Attr) and a.has_sum for a in args)
+    return prim
 
 
 class DnnlTensor:

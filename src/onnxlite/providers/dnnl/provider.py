@@ -17,7 +17,9 @@ are reordered into oneDNN's layout once per weights object (an initializer: once
 Provider options (strings, as onnxruntime passes them): ``num_threads``, oneDNN's OpenMP threads
 (default: OpenMP's own, OMP_NUM_THREADS or all cores; OpenMP keeps it per process in effect), and
 onnxruntime's ``use_arena`` ("0"/"1"), accepted for compatibility (buffers come from the session's
-CPU arena either way). Any other option is an error that lists these.
+CPU arena either way), and ``replay`` ("1", the default, or "0"): whether stretches of
+consecutive oneDNN steps run as recorded replays of their primitive calls (see :mod:`._replay`).
+Any other option is an error that lists these.
 
 ``supports`` declines what is not implemented (dtypes, attributes, unknown ranks, weight zero
 points...), so the CPU provider takes it: never a different answer.
@@ -25,7 +27,7 @@ points...), so the CPU provider takes it: never a different answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +58,7 @@ from ._ops import (
     SoftmaxKernel,
     identity,
 )
+from ._replay import Segment, is_replay_safe, replay_safe
 
 MS = "com.microsoft"
 FLOAT = onnx.TensorProto.FLOAT
@@ -121,7 +124,7 @@ class DnnlExecutionProvider(ExecutionProvider):
     registry = None
     own_thread_pool = True  # OpenMP's, with one-thread twins of its primitives
 
-    KNOWN_OPTIONS = ("num_threads", "use_arena")
+    KNOWN_OPTIONS = ("num_threads", "use_arena", "replay")
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         super().__init__(options)
@@ -131,10 +134,12 @@ class DnnlExecutionProvider(ExecutionProvider):
             raise InvalidArgument(
                 f"DnnlExecutionProvider: unknown option(s) {unknown}; the known ones are {known}"
             )
-        if self.options.get("use_arena", "1") not in ("0", "1"):
-            raise InvalidArgument(
-                f"DnnlExecutionProvider option use_arena={self.options['use_arena']!r} must be '0' or '1'"
-            )
+        for name in ("use_arena", "replay"):
+            if self.options.get(name, "1") not in ("0", "1"):
+                raise InvalidArgument(
+                    f"DnnlExecutionProvider option {name}={self.options[name]!r} must be '0' or '1'"
+                )
+        self.replay = self.options.get("replay", "1") == "1"
         lib = L.load()
         threads = self.options.get("num_threads", "0")
         try:
@@ -341,6 +346,15 @@ class DnnlExecutionProvider(ExecutionProvider):
             return fn.into_z
         return None
 
+    def segmentable(self, fn: Callable[..., Any]) -> bool:
+        owner = getattr(fn, "__self__", fn)  # a bound into_z
+        return type(owner) in _REPLAY_SAFE or is_replay_safe(fn)
+
+    def segment(
+        self, steps: Sequence[tuple[Any, ...]], indices: Sequence[int], constants: Mapping[int, Any]
+    ) -> Callable[[list[Any]], None] | None:
+        return Segment(steps, indices, constants) if self.replay else None
+
     def compile(self, graph: Graph, group: list[int]) -> Callable[..., Any] | None:
         # Per-node kernels already hand blocked tensors to each other inside a group and reorder
         # only where a value leaves it (see capability), so no fused callable is needed.
@@ -369,6 +383,24 @@ class DnnlExecutionProvider(ExecutionProvider):
         build = _BUILDERS[(info.domain, node.op_type)]
         return build(info, plan)
 
+
+# Kernels whose work depends on their inputs' shapes and layouts only, every computed buffer
+# coming from a primitive: they may run in segments. ClipKernel (bounds read as values) and the
+# int8 kernels (scales computed per run) may not.
+_REPLAY_SAFE = {
+    ConvKernel,
+    EltwiseKernel,
+    PoolKernel,
+    BatchNormKernel,
+    SoftmaxKernel,
+    LayerNormKernel,
+    SkipLayerNormKernel,
+    MatMulKernel,
+    LRNKernel,
+    BinaryKernel,
+    ConcatKernel,
+    ShuffleKernel,
+}
 
 _PREPACK = {"Conv", "FusedConv", "MatMul", "Gemm", "FusedGemm"}
 _GROUPED = {"qdq", "fn", "bn", "constant", "shuffle"}
@@ -443,7 +475,7 @@ def _pass_on(k: int) -> Callable[..., Any]:
     def pass_on(*xs: Any) -> Any:
         return xs[k]
 
-    return pass_on
+    return replay_safe(pass_on)
 
 
 def _connected_groups(graph: Graph, mine: list[int], producer: dict[str, int]) -> list[list[int]]:
@@ -869,7 +901,7 @@ def _build_matmul(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
     def matmul_bias(a: Any, b: Any) -> Any:
         return k(a, b, bias)
 
-    return matmul_bias
+    return replay_safe(matmul_bias)
 
 
 def _build_fused_matmul(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
