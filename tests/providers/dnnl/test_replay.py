@@ -82,7 +82,7 @@ def test_replay_per_input_shape() -> None:
     model, _ = _conv_chain()
     on, off = _sessions(model)
     rng = np.random.default_rng(2)
-    for n in [1, 2, 1, 2, 1, 2, 3, 1, 2, 3]:
+    for n in [1] * 6 + [2] * 6 + [1, 2, 3, 1, 2, 3]:
         feeds = _feeds(rng, n)
         for g, w in zip(on.run(None, feeds), off.run(None, feeds)):
             assert g.shape[0] == n
@@ -222,3 +222,19 @@ def test_light_model_replays(name: str) -> None:
         assert_close(g, w, rel=1e-5)
     segs = _segments(on)
     assert segs and all(s.replaying() for s in segs), [s.why_not for s in segs]
+
+
+def test_signatures_kept_are_bounded() -> None:
+    """Each replay holds an arena: a segment keeps state for the latest few input shapes only."""
+    from onnxlite.providers.dnnl._replay import MAX_SIGNATURES
+
+    model, _ = _conv_chain()
+    on, off = _sessions(model)
+    rng = np.random.default_rng(10)
+    for n in [1, 2, 3, 4, 5, 6, 7] * 3 + [1, 1, 1, 1]:
+        feeds = _feeds(rng, n)
+        for g, w in zip(on.run(None, feeds), off.run(None, feeds)):
+            assert_close(g, w, rel=1e-5)
+    for seg in _segments(on):
+        assert len(seg._states) <= MAX_SIGNATURES
+        assert seg.replaying() >= 1  # the batch of one, run last, replays again

@@ -18,8 +18,10 @@ by step. Kernels take part only when marked safe (see ``DnnlExecutionProvider.se
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from ctypes import byref, c_void_p
 from typing import Any
@@ -35,9 +37,14 @@ from ._prim import MD, DnnlTensor, Primitive, _owns_team, data_ptr, recording
 # Execute arguments a primitive writes (destinations and workspace); it reads the others.
 _WRITES = frozenset({L.ARG_DST, L.ARG_DST + 1, L.ARG_DST + 2, 64})
 _ALIGN = 64
-# Input signatures a segment keeps replays (or failed recordings) for; others run step by step.
-MAX_SIGNATURES = 8
+# Input signatures a segment keeps state for (a replay, a recording, a failure), the most
+# recently used: each replay holds an arena as large as the intermediates alive at once.
+MAX_SIGNATURES = 4
 _FAILED = "failed"
+try:
+    from numpy.lib.array_utils import byte_bounds as _byte_bounds
+except ImportError:  # numpy < 2
+    _byte_bounds = getattr(np, "byte_bounds")  # noqa: B009  # absent from numpy 2's stubs
 
 
 def replay_safe(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -127,7 +134,7 @@ class _Recorder:
         self.failed = self.failed or why
 
     def _find(self, buf: np.ndarray, call: int) -> tuple[str, int, int] | None:
-        lo, hi = np.lib.array_utils.byte_bounds(buf)
+        lo, hi = _byte_bounds(buf)
         for k, r in enumerate(self.ranges):
             if r is not None and r[0] <= lo and hi <= r[0] + r[1]:
                 return ("in", k, data_ptr(buf) - r[0])
@@ -358,7 +365,7 @@ class Segment:
         self.constants = tuple((s, constants[s]) for s in reads if s in constants)
         self.outputs = tuple(s for s in produced if s not in freed)
         self.frees = tuple(sorted(freed))
-        self._states: dict[Any, Any] = {}
+        self._states: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
         self.why_not = ""  # why the last recording made no replay (diagnostics)
 
@@ -372,6 +379,9 @@ class Segment:
         if sig is not None:
             key = (sig, single_thread_run() or not _owns_team())
             st = self._states.get(key)
+            if st is not None:
+                with contextlib.suppress(KeyError):  # another thread may have evicted it
+                    self._states.move_to_end(key)
             if type(st) is _Replay:
                 if st.lock.acquire(blocking=False):
                     try:
@@ -391,10 +401,9 @@ class Segment:
         """One run towards a replay: a warm-up (primitives made, weights packed), then two
         recordings; a replay when they agree."""
         if st is None:
-            if len(self._states) >= MAX_SIGNATURES:
-                self._run(vals, None)
-                return
             self._states[key] = 0
+            while len(self._states) > MAX_SIGNATURES:
+                self._states.popitem(last=False)
             self._run(vals, None)
             return
         rec = _Recorder(ins)
