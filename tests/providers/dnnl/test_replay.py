@@ -238,3 +238,34 @@ def test_signatures_kept_are_bounded() -> None:
     for seg in _segments(on):
         assert len(seg._states) <= MAX_SIGNATURES
         assert seg.replaying() >= 1  # the batch of one, run last, replays again
+
+
+def test_qdq_model_replays() -> None:
+    """QDQ groups run as integer primitives inside segments; dequantized constant weights are
+    handed on as they are."""
+    from onnxlite.quantization import CalibrationDataReader, quantize_static
+
+    model, _ = _conv_chain()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    rng = np.random.default_rng(11)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter([_feeds(rng) for _ in range(4)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.feeds, None)
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = os.path.join(d, "f.onnx"), os.path.join(d, "q.onnx")
+        onnx.save(model, src)
+        quantize_static(src, dst, Reader())
+        on, off = _sessions(dst)
+    for _ in range(8):
+        feeds = _feeds(rng)
+        for g, w in zip(on.run(None, feeds), off.run(None, feeds)):
+            np.testing.assert_array_equal(g, w)
+    segs = _segments(on)
+    assert segs and any(s.replaying() for s in segs), [s.why_not for s in segs]

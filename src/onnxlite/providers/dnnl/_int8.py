@@ -31,6 +31,18 @@ class _IntKernel:
         self._cache: dict[Any, Any] = {}
         self._packed: dict[Any, tuple[Any, np.ndarray]] = {}
         self._lock = threading.Lock()
+        self._last: tuple[tuple[Any, ...], Any] | None = None
+
+    def _derived(self, objs: tuple[Any, ...], make: Any) -> Any:
+        """``make()``, computed again only when an object of ``objs`` changed since the last
+        call: the scales and zero points are constants in practice, so their converted
+        vectors are the same arrays every run (as a recorded replay of the kernel needs)."""
+        last = self._last
+        if last is not None and len(last[0]) == len(objs) and all(a is b for a, b in zip(last[0], objs)):
+            return last[1]
+        value = make()
+        self._last = (objs, value)
+        return value
 
     def _entry(self, key: Any, build: Any) -> Any:
         e = self._cache.get(key)
@@ -127,6 +139,27 @@ class IntConvKernel(_IntKernel):
             prim.md(L.Q_DST_MD),
         )
 
+    def _vectors(
+        self, xs: Any, xzp: Any, ws: Any, ys: Any, yzp: Any, b: Any, bias_f32: Any
+    ) -> tuple[Any, ...]:
+        """The primitive's zero points, scales and float bias as contiguous vectors."""
+        zx = _vec(0 if xzp is None else xzp, np.int32)
+        if not self.quant:
+            return zx, None, None, None, None, None
+        xs_v, ws_v = _vec(xs, np.float32), _vec(ws, np.float32)
+        ys_v, yzp_v = _vec(ys, np.float32), _vec(0 if yzp is None else yzp, np.int32)
+        bias = None
+        if bias_f32 is not None:
+            bias = _vec(bias_f32, np.float32)
+        elif b is not None:
+            bias = _vec(
+                (np.asarray(b, np.float64) * xs_v.astype(np.float64)[0] * ws_v.astype(np.float64)).astype(
+                    np.float32
+                ),
+                np.float32,
+            )
+        return zx, xs_v, ws_v, ys_v, yzp_v, bias
+
     def run(
         self,
         x: Any,
@@ -141,8 +174,7 @@ class IntConvKernel(_IntKernel):
     ) -> Any:
         """``b``: int32 bias in the accumulator's scale; ``bias_f32``: a float bias as is."""
         xmd, xbuf = source(x)
-        ws_v = _vec(ws, np.float32) if self.quant else None
-        per_oc = ws_v is not None and ws_v.size > 1
+        per_oc = self.quant and np.size(ws) > 1
         ydt = (
             L.DT_OF[np.asarray(yzp).dtype]
             if self.quant and yzp is not None
@@ -160,23 +192,19 @@ class IntConvKernel(_IntKernel):
             (L.ARG_WEIGHTS, wmd, self._weights(wplain, wmd, w)),
             (L.ARG_DST, dmd, dst),
         ]
-        zx = _vec(0 if xzp is None else xzp, np.int32)
+        zx, xs_v, ws_v, ys_v, yzp_v, bias_v = self._derived(
+            (xs, xzp, ws, ys, yzp, b, bias_f32), lambda: self._vectors(xs, xzp, ws, ys, yzp, b, bias_f32)
+        )
         args.append((ZP | L.ARG_SRC, plain_md((1,), L.S32), zx))
         if self.quant and ws_v is not None:
-            xs_v = _vec(xs, np.float32)
             args += [
                 (SC | L.ARG_SRC, plain_md((1,), L.F32), xs_v),
                 (SC | L.ARG_WEIGHTS, plain_md((ws_v.size,), L.F32), ws_v),
-                (SC | L.ARG_DST, plain_md((1,), L.F32), _vec(ys, np.float32)),
-                (ZP | L.ARG_DST, plain_md((1,), L.S32), _vec(0 if yzp is None else yzp, np.int32)),
+                (SC | L.ARG_DST, plain_md((1,), L.F32), ys_v),
+                (ZP | L.ARG_DST, plain_md((1,), L.S32), yzp_v),
             ]
-            if bias_f32 is not None:
-                args.append((L.ARG_BIAS, b_md, _vec(bias_f32, np.float32)))
-            elif has_b:
-                bias = (
-                    np.asarray(b, np.float64) * xs_v.astype(np.float64)[0] * ws_v.astype(np.float64)
-                ).astype(np.float32)
-                args.append((L.ARG_BIAS, b_md, _vec(bias, np.float32)))
+            if bias_v is not None:
+                args.append((L.ARG_BIAS, b_md, bias_v))
         prim.run(args)
         return result(dmd, dst, self.keep_blocked)
 
@@ -207,8 +235,7 @@ class IntMatMulKernel(_IntKernel):
         if a.ndim < 2 or a.shape[-1] != k:
             raise ValueError(f"shapes {list(a.shape)} and {[k, n]} do not match")
         m = math.prod(a.shape[:-1])
-        bs_v = _vec(bs, np.float32) if self.quant else None
-        per_n = bs_v is not None and bs_v.size > 1
+        per_n = self.quant and np.size(bs) > 1
         ydt = (
             (L.DT_OF[np.asarray(yzp).dtype] if yzp is not None else L.DT_OF[a.dtype])
             if (self.quant)
@@ -222,18 +249,26 @@ class IntMatMulKernel(_IntKernel):
             lambda: self._build(m, k, n, L.DT_OF[a.dtype], per_n, ydt),
         )
         dst = np.empty((m, n), out_dt)
+        za, as_v, bs_v, ys_v, yzp_v = self._derived(
+            (azp, as_, bs, ys, yzp),
+            lambda: (
+                _vec(0 if azp is None else azp, np.int32),
+                *(_vec(v, np.float32) if self.quant else None for v in (as_, bs, ys)),
+                _vec(0 if yzp is None else yzp, np.int32) if self.quant else None,
+            ),
+        )
         args = [
             (L.ARG_SRC, amd, a),
             (L.ARG_WEIGHTS, wmd, self._weights(wplain, wmd, b)),
             (L.ARG_DST, dmd, dst),
-            (ZP | L.ARG_SRC, plain_md((1,), L.S32), _vec(0 if azp is None else azp, np.int32)),
+            (ZP | L.ARG_SRC, plain_md((1,), L.S32), za),
         ]
         if self.quant and bs_v is not None:
             args += [
-                (SC | L.ARG_SRC, plain_md((1,), L.F32), _vec(as_, np.float32)),
+                (SC | L.ARG_SRC, plain_md((1,), L.F32), as_v),
                 (SC | L.ARG_WEIGHTS, plain_md((bs_v.size,), L.F32), bs_v),
-                (SC | L.ARG_DST, plain_md((1,), L.F32), _vec(ys, np.float32)),
-                (ZP | L.ARG_DST, plain_md((1,), L.S32), _vec(0 if yzp is None else yzp, np.int32)),
+                (SC | L.ARG_DST, plain_md((1,), L.F32), ys_v),
+                (ZP | L.ARG_DST, plain_md((1,), L.S32), yzp_v),
             ]
         prim.run(args)
         return dst.reshape(*a.shape[:-1], n)

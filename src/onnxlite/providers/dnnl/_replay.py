@@ -114,6 +114,7 @@ class _Recorder:
         # (primitive, step, [(arg, md, place)]); place: ("in", input, offset) | ("root", root, offset)
         self.calls: list[tuple[Primitive, int, list[tuple[int, MD, tuple[str, int, int]]]]] = []
         self.outputs: list[tuple[Any, ...]] = []
+        self.objects: list[Any] = []  # outputs handed on as they are, kept alive
         self.step = 0
         self.failed: str | None = None
 
@@ -185,8 +186,11 @@ class _Recorder:
                 return
             where = self._find(buf, len(self.calls))
             if where is None or (where[0] == "root" and not self.roots[where[1]].fresh):
-                self._fail("an output no recorded call wrote")
-                return
+                # a value no recorded call wrote: a constant (a dequantized initializer), which
+                # must then be the same object in both recordings (see structure)
+                self.objects.append(v)
+                self.outputs.append(("object", v))
+                continue
             md = v.md if type(v) is DnnlTensor else None
             self.outputs.append(("value", where, md, buf.shape, buf.dtype, buf.strides))
 
@@ -197,11 +201,17 @@ class _Recorder:
             for p, step, args in self.calls
         )
         roots = tuple((r.fresh, r.nbytes, id(r.owner)) for r in self.roots)
-        outs = tuple(
-            o if o[0] != "value" else (*o[:2], None if o[2] is None else o[2].key, *o[3:])
-            for o in self.outputs
-        )
+        outs = tuple(_comparable(o) for o in self.outputs)
         return calls, roots, outs
+
+
+def _comparable(out: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An output's place in a form two recordings compare (objects by identity)."""
+    if out[0] == "object":
+        return ("object", id(out[1]))
+    if out[0] == "value":
+        return (*out[:2], None if out[2] is None else out[2].key, *out[3:])
+    return out
 
 
 def _pack(items: list[tuple[int, int, int]]) -> tuple[list[int], int]:
@@ -317,6 +327,8 @@ class _Replay:
                 vals[slot] = None
             elif kind == "same":
                 vals[slot] = ins[spec[0]]
+            elif kind == "object":
+                vals[slot] = spec[0]
             else:
                 (where, idx, off), md, shape, dtype, strides = spec
                 src = _buffer(ins[idx]) if where == "in" else fresh[self.out_base[idx] - n_in]

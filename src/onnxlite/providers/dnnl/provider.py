@@ -376,7 +376,11 @@ class DnnlExecutionProvider(ExecutionProvider):
             return {"head": head, "mul": mul, "add": add}[role]
         if "constant" in plan.extra:
             value = plan.extra["constant"]
-            return lambda *unused: value
+
+            def constant(*unused: Any) -> Any:
+                return value
+
+            return replay_safe(constant)
         group = plan.extra.get("qdq")
         if group is not None:
             return _build_qdq(info, group, plan.keep_blocked)
@@ -967,12 +971,12 @@ def _build_int_conv(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
         ) -> Any:
             return k.run(x, xs, xzp, w, ws, ys, yzp, b)
 
-        return qlinear_conv
+        return replay_safe(qlinear_conv)
 
     def conv_integer(x: Any, w: Any, xzp: Any = None, wzp: Any = None) -> Any:
         return k.run(x, None, xzp, w, None, None, None, None)
 
-    return conv_integer
+    return replay_safe(conv_integer)
 
 
 def _build_qdq(info: NodeInfo, g: _qdq.QDQGroup, keep_blocked: bool) -> Callable[..., Any]:
@@ -984,7 +988,7 @@ def _build_qdq(info: NodeInfo, g: _qdq.QDQGroup, keep_blocked: bool) -> Callable
         def qdq_matmul(a: Any, b: Any) -> Any:
             return mk.run(a, g.xs, g.xzp, b, g.ws, g.ys, g.yzp)
 
-        return qdq_matmul
+        return replay_safe(qdq_matmul)
     a = info.attrs
     ck = IntConvKernel(
         True,
@@ -1000,7 +1004,7 @@ def _build_qdq(info: NodeInfo, g: _qdq.QDQGroup, keep_blocked: bool) -> Callable
     def qdq_conv(x: Any, w: Any, b: Any = None) -> Any:
         return ck.run(x, g.xs, g.xzp, w, g.ws, g.ys, g.yzp, None, bias_f32=b)
 
-    return qdq_conv
+    return replay_safe(qdq_conv)
 
 
 def _build_int_matmul(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
@@ -1010,13 +1014,13 @@ def _build_int_matmul(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
         def qlinear_matmul(a: Any, as_: Any, azp: Any, b: Any, bs: Any, bzp: Any, ys: Any, yzp: Any) -> Any:
             return k.run(a, as_, azp, b, bs, ys, yzp)
 
-        return qlinear_matmul
+        return replay_safe(qlinear_matmul)
     k = IntMatMulKernel(False)
 
     def matmul_integer(a: Any, b: Any, azp: Any = None, bzp: Any = None) -> Any:
         return k.run(a, None, azp, b, None, None, None)
 
-    return matmul_integer
+    return replay_safe(matmul_integer)
 
 
 _BUILDERS: dict[tuple[str, str], Callable[[NodeInfo, _NodePlan], Callable[..., Any]]] = {
