@@ -289,3 +289,42 @@ def test_quantize_linear_of_a_blocked_value() -> None:
     diff = np.abs(got[0] - want[0])
     assert diff.max() <= step * 1.001 and (diff > 0).mean() < 0.01  # float Conv rounding only
     assert where(sd)["q"] == DNNL
+
+
+@pytest.mark.parametrize(
+    ("shapes", "axis", "dtype"),
+    [
+        ([(1, 8, 5, 5), (1, 16, 5, 5)], 1, np.uint8),  # channels: the convolutions' layout
+        ([(2, 3, 4, 5), (2, 3, 2, 5), (2, 3, 1, 5)], -2, np.int8),
+        ([(3, 4), (3, 0), (3, 6)], 1, np.uint8),  # an empty input
+    ],
+)
+def test_dequantize_concat_quantize_requantizes_in_8_bits(
+    shapes: list[tuple[int, ...]], axis: int, dtype: type
+) -> None:
+    from onnx import helper
+
+    from .conftest import DNNL, graph_model, run_both, where
+
+    info = np.iinfo(dtype)
+    feeds = {f"x{i}": rng.integers(info.min, info.max + 1, s).astype(dtype) for i, s in enumerate(shapes)}
+    # scales as calibration gives them (not simple ratios of each other, whose exact ties after
+    # the rescale may round either way); the last input already at the output's scale
+    inits: dict[str, np.ndarray] = {"ys": f(0.0371), "yz": np.array(3, dtype)}
+    nodes = []
+    for i in range(len(shapes)):
+        inits[f"s{i}"] = f(float(rng.uniform(0.005, 0.05)))
+        inits[f"z{i}"] = np.array(-5 + 7 * i, dtype) if dtype is np.int8 else np.array(100 + 9 * i, dtype)
+        nodes.append(helper.make_node("DequantizeLinear", [f"x{i}", f"s{i}", f"z{i}"], [f"d{i}"]))
+    last = len(shapes) - 1
+    inits[f"s{last}"], inits[f"z{last}"] = inits["ys"], inits["yz"]
+    nodes.append(helper.make_node("Concat", [f"d{i}" for i in range(len(shapes))], ["c"], axis=axis))
+    nodes.append(helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["y"]))
+    model = graph_model(nodes, feeds, ["y"], inits, opset=13)
+    (got,), (want,), sd = run_both(model, feeds)
+    assert got.dtype == want.dtype == dtype and got.shape == want.shape
+    diff = np.abs(got.astype(np.int64) - want.astype(np.int64))
+    assert diff.max(initial=0) <= 1 and (diff > 0).mean() < 0.01  # a rescaled tie may round up
+    assert where(sd)["c"] == DNNL
+    plans = sd._providers[0]._plans
+    assert "qconcat" in plans[id(next(st.node for st in sd._plan.steps if st.node.outputs[0] == "c"))].extra

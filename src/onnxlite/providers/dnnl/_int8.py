@@ -9,6 +9,7 @@ must be zero (oneDNN has none for convolution weights); the provider declines ot
 
 from __future__ import annotations
 
+import ctypes
 import math
 import threading
 from typing import Any
@@ -17,7 +18,19 @@ import numpy as np
 
 from . import _lib as L
 from ._conv import conv_geometry
-from ._prim import MD, Attr, create, empty, into, plain_md, result, source
+from ._prim import (
+    MD,
+    Attr,
+    Primitive,
+    channels_last_strides,
+    create,
+    empty,
+    into,
+    make_reorder,
+    plain_md,
+    result,
+    source,
+)
 
 SC, ZP = L.ARG_ATTR_SCALES, L.ARG_ATTR_ZERO_POINTS
 
@@ -272,3 +285,110 @@ class IntMatMulKernel(_IntKernel):
             ]
         prim.run(args)
         return dst.reshape(*a.shape[:-1], n)
+
+
+class QConcatKernel:
+    """A Concat between DequantizeLinear and QuantizeLinear nodes (see ``_qdq.QConcat``) on the
+    8-bit tensors: an input whose scale and zero point differ from the output's is requantized,
+    ``(x - zp_i) * s_i / s + zp``, by a oneDNN reorder, and a oneDNN concat joins the 8-bit
+    tensors (channels innermost for a 4-D concat along channels, the layout of the integer
+    convolutions around it). oneDNN adds the zero point before rounding (to nearest even): a
+    value exactly between two steps after the rescale may round the other way (one step, as
+    onnxruntime's QLinearConcat may). The reorder writes a dense tensor: oneDNN 3.2's applies
+    zero points to the last row only when writing into a strided part of a larger one.
+    """
+
+    def __init__(
+        self, axis: int, scales: list[float], zps: list[int], ys: float, yzp: np.ndarray, keep_blocked: bool
+    ) -> None:
+        self.axis = axis
+        self.dtype = np.dtype(yzp.dtype)
+        self.keep_blocked = keep_blocked
+        # the reorders' scales and zero points: the same arrays every run; None: as it comes
+        same = [np.float32(sc) == np.float32(ys) and z == int(yzp) for sc, z in zip(scales, zps)]
+        self._src = [
+            None if eq else (np.array([sc], np.float32), np.array([z], np.int32))
+            for sc, z, eq in zip(scales, zps, same)
+        ]
+        self._dst = (np.array([ys], np.float32), np.array([int(yzp)], np.int32))
+        self._cache: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+
+    def _build(self, mds: list[MD], axis: int) -> tuple[Any, MD, list[Any]]:
+        dt = L.DT_OF[self.dtype]
+        shape = list(mds[0].shape)
+        shape[axis] = sum(m.shape[axis] for m in mds)
+        full = tuple(shape)
+        strides = channels_last_strides(full) if len(full) == 4 and axis == 1 else None
+        out_md = MD.plain(full, dt, strides=strides)
+        requant: list[Any] = []  # per input: (reorder, its output layout) or None
+        for m, sz in zip(mds, self._src):
+            if sz is None or not m.shape[axis]:
+                requant.append(None)
+                continue
+            attr = Attr().scales(L.ARG_SRC, 0).zero_points(L.ARG_SRC, 0)
+            attr.scales(L.ARG_DST, 0).zero_points(L.ARG_DST, 0)
+            requant.append((make_reorder(m, m, attr), m))
+        parts = [m for m in mds if m.shape[axis]]
+        arr = (ctypes.c_void_p * len(parts))(*[m.h.value for m in parts])
+        lib = L.load()
+        cattr = Attr()
+
+        def make() -> ctypes.c_void_p:
+            pd = ctypes.c_void_p()
+            lib.check(
+                lib.concat_primitive_desc_create(
+                    ctypes.byref(pd), lib.engine, out_md.h, len(parts), axis, arr, cattr.finish()
+                ),
+                "concat_primitive_desc_create",
+            )
+            return pd
+
+        lib.use_threads(0)
+        concat = Primitive(make(), "concat", remake=make)
+        return concat, out_md, requant
+
+    def __call__(self, *xs: Any) -> Any:
+        srcs = [source(x) for x in xs]
+        mds = [m for m, _ in srcs]
+        nd = len(mds[0].shape)
+        axis = self.axis + nd if self.axis < 0 else self.axis
+        if any(len(m.shape) != nd or m.dt != L.DT_OF[self.dtype] for m in mds) or not 0 <= axis < nd:
+            raise ValueError(f"QLinear Concat inputs {[list(m.shape) for m in mds]} on axis {self.axis}")
+        key = (tuple(m.key for m in mds), axis)
+        entry = self._cache.get(key)
+        if entry is None:
+            with self._lock:
+                entry = self._cache.get(key) or self._build(mds, axis)
+                self._cache[key] = entry
+        concat, out_md, requant = entry
+        if 0 in out_md.shape:
+            return np.empty(out_md.shape, self.dtype)
+        f32, s32 = plain_md((1,), L.F32), plain_md((1,), L.S32)
+        ys, yzp = self._dst
+        args: list[tuple[int, MD, Any]] = []
+        for i, ((m, buf), rq) in enumerate(zip(srcs, requant)):
+            if not m.shape[axis]:
+                continue
+            if rq is not None:
+                prim, rmd = rq
+                sz = self._src[i]
+                assert sz is not None
+                s, z = sz
+                out = empty(rmd)
+                prim.run(
+                    [
+                        (L.ARG_SRC, m, buf),
+                        (L.ARG_DST, rmd, out),
+                        (SC | L.ARG_SRC, f32, s),
+                        (ZP | L.ARG_SRC, s32, z),
+                        (SC | L.ARG_DST, f32, ys),
+                        (ZP | L.ARG_DST, s32, yzp),
+                    ]
+                )
+                buf = out
+            args.append((L.ARG_MULTIPLE_SRC + len(args), m, buf))
+        dst = empty(out_md)
+        args.append((L.ARG_DST, out_md, dst))
+        concat.run(args)
+        return result(out_md, dst, self.keep_blocked)

@@ -202,3 +202,60 @@ def match_pool(
     if int(q.attrs.get("output_dtype", 0)) not in (0, U8 if yzp.dtype == np.uint8 else S8):
         return None
     return j, k
+
+
+@dataclass
+class QConcat:
+    """DequantizeLinear (per input) -> Concat -> QuantizeLinear, all scales and zero points per
+    tensor: the Concat requantizes the 8-bit inputs into the 8-bit output (see
+    ``_int8.QConcatKernel``); the DequantizeLinear and QuantizeLinear nodes pass their input on."""
+
+    dqs: list[int]
+    q: int
+    scales: list[float]
+    zps: list[int]
+    ys: float
+    yzp: np.ndarray  # its dtype is the output's
+
+
+def match_concat(
+    graph: Graph,
+    i: int,
+    candidates: set[int],
+    producer: dict[str, int],
+    consumers: dict[str, list[Node]],
+    escaping: set[str],
+) -> QConcat | None:
+    node = graph.nodes[i]
+    if node.op_type != "Concat" or node.domain not in ("", "ai.onnx") or not node.inputs:
+        return None
+    out = node.outputs[0]
+    users = consumers.get(out, [])
+    if out in escaping or len(users) != 1 or users[0].op_type != "QuantizeLinear":
+        return None
+    q = users[0]
+    k = graph.nodes.index(q)
+    if k not in candidates or q.domain not in ("", "ai.onnx") or len(q.inputs) < 3:
+        return None
+    ys, yzp = _init(graph, q.inputs[1]), _init(graph, q.inputs[2])
+    if not (_scalar(ys, (np.float32,)) and _scalar(yzp, (np.uint8, np.int8))):
+        return None
+    assert ys is not None and yzp is not None
+    if int(q.attrs.get("output_dtype", 0)) not in (0, U8 if yzp.dtype == np.uint8 else S8):
+        return None
+    dqs, scales, zps = [], [], []
+    for name in node.inputs:
+        j = producer.get(name) if name else None
+        if j is None or j not in candidates or name in escaping or len(consumers.get(name, [])) != 1:
+            return None
+        dq = graph.nodes[j]
+        if dq.op_type != "DequantizeLinear" or dq.domain not in ("", "ai.onnx") or len(dq.inputs) < 3:
+            return None
+        xs, xzp = _init(graph, dq.inputs[1]), _init(graph, dq.inputs[2])
+        if not (_scalar(xs, (np.float32,)) and _scalar(xzp, (yzp.dtype.type,))):
+            return None
+        assert xs is not None and xzp is not None
+        dqs.append(j)
+        scales.append(float(xs.item()))
+        zps.append(int(xzp.item()))
+    return QConcat(dqs, k, scales, zps, float(ys.item()), yzp.reshape(()))

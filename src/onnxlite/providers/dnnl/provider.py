@@ -42,7 +42,7 @@ from ..registry import NodeInfo
 from . import _bnchain, _consts, _dynq, _qdq, _shuffle
 from . import _lib as L
 from ._conv import ACTIVATIONS, ConvKernel, fused_activation
-from ._int8 import IntConvKernel, IntMatMulKernel
+from ._int8 import IntConvKernel, IntMatMulKernel, QConcatKernel
 from ._ops import (
     BatchNormKernel,
     BinaryKernel,
@@ -197,6 +197,20 @@ class DnnlExecutionProvider(ExecutionProvider):
                 continue
             plans[i].extra["output"] = graph.nodes[pool[1]].outputs[0]  # 8-bit in and out
             for j in pool:
+                plans[j] = _NodePlan(passthrough=True)
+                if j not in mine:
+                    mine.append(j)
+        for i in list(mine):
+            qc = _qdq.match_concat(graph, i, cand, producer, consumers, escaping)
+            if qc is None or any(
+                j in plans and (plans[j].passthrough or plans[j].extra) for j in (*qc.dqs, qc.q)
+            ):
+                continue
+            if plans[i].passthrough or plans[i].extra:
+                continue
+            plans[i].extra["qconcat"] = qc
+            plans[i].extra["output"] = graph.nodes[qc.q].outputs[0]  # 8-bit in and out
+            for j in (*qc.dqs, qc.q):
                 plans[j] = _NodePlan(passthrough=True)
                 if j not in mine:
                     mine.append(j)
@@ -384,6 +398,10 @@ class DnnlExecutionProvider(ExecutionProvider):
         group = plan.extra.get("qdq")
         if group is not None:
             return _build_qdq(info, group, plan.keep_blocked)
+        qc = plan.extra.get("qconcat")
+        if qc is not None:
+            axis = int(info.attrs["axis"])
+            return QConcatKernel(axis, qc.scales, qc.zps, qc.ys, qc.yzp, plan.keep_blocked)
         build = _BUILDERS[(info.domain, node.op_type)]
         return build(info, plan)
 
@@ -404,10 +422,11 @@ _REPLAY_SAFE = {
     BinaryKernel,
     ConcatKernel,
     ShuffleKernel,
+    QConcatKernel,
 }
 
 _PREPACK = {"Conv", "FusedConv", "MatMul", "Gemm", "FusedGemm"}
-_GROUPED = {"qdq", "fn", "bn", "constant", "shuffle"}
+_GROUPED = {"qdq", "fn", "bn", "constant", "shuffle", "qconcat"}
 
 
 def _prepack(kernel: Any, info: NodeInfo, plan: _NodePlan) -> None:
