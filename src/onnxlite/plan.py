@@ -250,7 +250,7 @@ class Plan:
 
     def execute(self, vals: list[Any], variant: Variant, terminate: Any = None) -> list[Any]:
         """Run the variant's steps over ``vals`` (filled with inputs); returns the fetched values."""
-        steps = variant.fast
+        steps = variant.fast or variant.steps
         pos = 0
         try:
             for pos, (fn, ins, outs, free) in enumerate(steps):  # noqa: B007

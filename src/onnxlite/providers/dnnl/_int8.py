@@ -9,7 +9,6 @@ must be zero (oneDNN has none for convolution weights); the provider declines ot
 
 from __future__ import annotations
 
-import ctypes
 import math
 import threading
 from typing import Any
@@ -21,11 +20,11 @@ from ._conv import conv_geometry
 from ._prim import (
     MD,
     Attr,
-    Primitive,
     channels_last_strides,
     create,
     empty,
     into,
+    make_concat,
     make_reorder,
     plain_md,
     result,
@@ -329,23 +328,7 @@ class QConcatKernel:
             attr = Attr().scales(L.ARG_SRC, 0).zero_points(L.ARG_SRC, 0)
             attr.scales(L.ARG_DST, 0).zero_points(L.ARG_DST, 0)
             requant.append((make_reorder(m, m, attr), m))
-        parts = [m for m in mds if m.shape[axis]]
-        arr = (ctypes.c_void_p * len(parts))(*[m.h.value for m in parts])
-        lib = L.load()
-        cattr = Attr()
-
-        def make() -> ctypes.c_void_p:
-            pd = ctypes.c_void_p()
-            lib.check(
-                lib.concat_primitive_desc_create(
-                    ctypes.byref(pd), lib.engine, out_md.h, len(parts), axis, arr, cattr.finish()
-                ),
-                "concat_primitive_desc_create",
-            )
-            return pd
-
-        lib.use_threads(0)
-        concat = Primitive(make(), "concat", remake=make)
+        concat = make_concat([m for m in mds if m.shape[axis]], axis, out_md)
         return concat, out_md, requant
 
     def __call__(self, *xs: Any) -> Any:

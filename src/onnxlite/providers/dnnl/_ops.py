@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
 import threading
 from collections.abc import Callable
@@ -12,7 +11,7 @@ import numpy as np
 
 from . import _lib as L
 from ._conv import conv_geometry
-from ._lib import DnnlError, load
+from ._lib import DnnlError
 from ._prim import (
     MD,
     Attr,
@@ -22,6 +21,7 @@ from ._prim import (
     create,
     empty,
     into,
+    make_concat,
     make_reorder,
     plain_md,
     result,
@@ -717,23 +717,7 @@ class ConcatKernel(_Cached):
     def _make(self, mds: list[MD], axis: int) -> tuple[Primitive, MD]:
         shape = list(mds[0].shape)
         shape[axis] = sum(m.shape[axis] for m in mds)
-        dst_any = MD.any(tuple(shape))
-        arr = (ctypes.c_void_p * len(mds))(*[m.h.value for m in mds])
-        lib = load()
-        attr = Attr()
-
-        def make() -> ctypes.c_void_p:
-            pd = ctypes.c_void_p()
-            lib.check(
-                lib.concat_primitive_desc_create(
-                    ctypes.byref(pd), lib.engine, dst_any.h, len(mds), axis, arr, attr.finish()
-                ),
-                "concat_primitive_desc_create",
-            )
-            return pd
-
-        lib.use_threads(0)
-        prim = Primitive(make(), "concat", remake=make)
+        prim = make_concat(mds, axis, MD.any(tuple(shape)))
         return prim, prim.md(L.Q_DST_MD)
 
     def __call__(self, *xs: Any) -> Any:

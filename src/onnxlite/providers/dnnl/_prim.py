@@ -584,6 +584,28 @@ def make_reorder(src_md: MD, dst_md: MD, attr: Attr) -> Primitive:
     return Primitive(make(), "reorder", remake=make)
 
 
+def make_concat(mds: list[MD], axis: int, dst_md: MD) -> Primitive:
+    """A concat primitive of tensors laid out as ``mds`` along ``axis`` into ``dst_md`` (a
+    layout, or ``MD.any`` for oneDNN's choice)."""
+    lib = load()
+    arr = (c_void_p * len(mds))(*[m.h.value for m in mds])
+    attr = Attr()
+
+    # ``_owners`` keeps the descriptors behind ``arr`` alive for a one-thread twin's remake
+    def make(_owners: tuple[Any, ...] = (mds, dst_md, attr)) -> c_void_p:
+        pd = c_void_p()
+        lib.check(
+            lib.concat_primitive_desc_create(
+                byref(pd), lib.engine, dst_md.h, len(mds), axis, arr, attr.finish()
+            ),
+            "concat_primitive_desc_create",
+        )
+        return pd
+
+    lib.use_threads(0)
+    return Primitive(make(), "concat", remake=make)
+
+
 _plain_mds: dict[tuple[Any, ...], MD] = {}
 
 
