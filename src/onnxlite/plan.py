@@ -272,6 +272,8 @@ class Plan:
             raise self.error_at(e.index, vals, e.error) from e.error
         except Exception as e:
             if steps is not variant.steps:  # positions in ``fast`` are not those of ``steps``
+                if steps[pos][1] is SEGMENT:  # a segment's own failure: no step to name
+                    raise Fail(f"a segment of steps failed: {type(e).__name__}: {e}") from e
                 index = variant.step_index[variant.steps.index(steps[pos])]
                 raise self.error_at(index, vals, e) from e
             raise self.step_error(variant, pos, vals, e) from e

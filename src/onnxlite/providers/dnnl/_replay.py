@@ -427,7 +427,11 @@ class Segment:
         elif st == 0:
             self._states[key] = (rec.structure(), rec)  # the recorder keeps its objects alive
         elif st[0] == rec.structure():
-            self._states[key] = _Replay(rec, self.indices)
+            try:
+                self._states[key] = _Replay(rec, self.indices)
+            except DnnlError as e:  # this run went step by step and stands; later ones will too
+                self.why_not = str(e)
+                self._states[key] = _FAILED
         else:
             self.why_not = "two recordings differ"
             self._states[key] = _FAILED
