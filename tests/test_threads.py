@@ -297,3 +297,48 @@ def test_a_session_of_short_runs_leaves_the_threads_alone() -> None:
         threads.RunThreads.__enter__ = real  # type: ignore[method-assign]
     assert entered == []
     np.testing.assert_array_equal(got[0], want[0])
+
+
+def _drive_cold(p, cold_cost: dict[str, float], n: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """``n`` runs, each after a second's pause (on a clock of its own, from now on)."""
+    import time
+
+    t = [time.perf_counter()]
+    modes = []
+    for _ in range(n):
+        t[0] += 1.0  # a second idle
+        m = p.choose(now=t[0])
+        modes.append(m)
+        t[0] += cold_cost[m]
+        p.record(m, cold_cost[m], now=t[0])
+    return modes
+
+
+def test_cold_runs_are_timed_apart_and_may_take_one_thread() -> None:
+    """After idle, OpenMP's threads sleep and a VM's vCPUs wake slowly: runs after a pause are
+    judged on their own, between the best mode and one thread."""
+    from onnxlite.threads import BLAS, SINGLE, SPLIT, ThreadPolicy
+
+    p = ThreadPolicy(2, (SPLIT, BLAS, SINGLE))
+    warm = {SPLIT: 1.2, BLAS: 1.0, SINGLE: 2.0}
+    _drive(p, warm, 30)
+    assert p.best == BLAS
+    before = dict(p.avg)
+    modes = _drive_cold(p, {SPLIT: 5.0, BLAS: 5.0, SINGLE: 2.5}, 40)
+    assert modes[:4] == [BLAS, BLAS, SINGLE, SINGLE]  # each measured twice first
+    assert modes[-8:].count(SINGLE) >= 7  # then one thread, trying the other now and then
+    assert p.avg == before and p.best == BLAS  # the warm runs' averages are untouched
+    # where two threads stay faster after a pause, cold runs keep them
+    q = ThreadPolicy(2, (SPLIT, BLAS, SINGLE))
+    _drive(q, warm, 30)
+    modes = _drive_cold(q, {SPLIT: 5.0, BLAS: 3.0, SINGLE: 6.0}, 40)
+    assert modes[-8:].count(BLAS) >= 7
+
+
+def test_cold_runs_only_with_a_one_thread_mode() -> None:
+    from onnxlite.threads import BLAS, SPLIT, ThreadPolicy
+
+    p = ThreadPolicy(2)  # no oneDNN nodes: no separate cold judgement
+    _drive(p, {SPLIT: 2.0, BLAS: 1.0}, 20)
+    modes = _drive_cold(p, {SPLIT: 2.0, BLAS: 1.0}, 10)
+    assert modes == [BLAS] * 10 and p.cold_avg == {}

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
@@ -180,6 +181,14 @@ class ThreadPolicy:
     BURST = 3  # runs per try of a mode; the first is not counted
     PROBE_EVERY = 16  # runs between tries of another mode, times (its slowdown) squared
     MAX_GAP = 1000
+    # A run starting this long after the session's previous run ended is "cold": OpenMP's
+    # threads have gone to sleep (they spin 0.6 ms) and, on a virtual machine, an idle vCPU may
+    # be slow to come back. With oneDNN nodes, cold runs are timed apart from the others, in the
+    # best mode and on one thread, and run in whichever did better (SqueezeNet after 20 ms idle
+    # on a 2-core VM: 14.6 ms on two threads, 8.1 on one; warm 3.6 and 6.3), trying the other
+    # every COLD_PROBE_EVERY cold runs; they leave the warm averages alone.
+    COLD_S = 0.005
+    COLD_PROBE_EVERY = 8
 
     def __init__(self, threads: int, modes: tuple[str, ...] = (SPLIT, BLAS)) -> None:
         self.threads = threads if threads > 0 else usable_cores()
@@ -192,6 +201,11 @@ class ThreadPolicy:
         self._burst: list[str] = []  # modes of the runs left in the current try
         self._burst_best: float | None = None  # the fastest counted run of the current try
         self.trivial = False  # runs are shorter than TRIVIAL_S whatever the mode
+        self.cold_avg: dict[str, float] = {}  # moving averages of cold runs per mode
+        self._cold_n: dict[str, int] = {}
+        self._cold_runs = 0
+        self._last_end: float | None = None
+        self._cold = threading.local()  # whether this thread's current run is a cold one
 
     def record_trivial(self, seconds: float) -> None:
         """A run made without thread settings: a long one (larger inputs, a busy machine) hands
@@ -199,9 +213,21 @@ class ThreadPolicy:
         if seconds > 4 * self.TRIVIAL_S:
             self.trivial = False
 
-    def choose(self) -> str:
+    def choose(self, now: float | None = None) -> str:
         if self.threads <= 1:  # intra_op_num_threads=1 holds oneDNN's primitives to one thread too
             return SINGLE if SINGLE in self.modes else self.modes[0]
+        now = time.perf_counter() if now is None else now
+        last = self._last_end
+        cold = (
+            SINGLE in self.modes
+            and last is not None
+            and now - last > self.COLD_S
+            and not self._burst
+            and len(self.avg) == len(self.modes)
+        )
+        self._cold.on = cold
+        if cold:
+            return self._cold_mode()
         self.runs += 1
         if not self._burst:
             untried = [m for m in self.modes if m not in self.avg]
@@ -214,7 +240,27 @@ class ThreadPolicy:
                 return self.best
         return self._burst[0]
 
-    def record(self, mode: str, seconds: float) -> None:
+    def _cold_mode(self) -> str:
+        if self.best == SINGLE:
+            return SINGLE
+        pair = (self.best, SINGLE)
+        self._cold_runs += 1
+        untried = [m for m in pair if self._cold_n.get(m, 0) < 2]
+        if untried:
+            return untried[0]
+        best = min(pair, key=self.cold_avg.__getitem__)
+        if self._cold_runs % self.COLD_PROBE_EVERY == 0:
+            return next(m for m in pair if m != best)
+        return best
+
+    def record(self, mode: str, seconds: float, now: float | None = None) -> None:
+        self._last_end = time.perf_counter() if now is None else now
+        if getattr(self._cold, "on", False):
+            self._cold.on = False
+            old = self.cold_avg.get(mode)
+            self.cold_avg[mode] = seconds if old is None else old + self.ALPHA * (seconds - old)
+            self._cold_n[mode] = self._cold_n.get(mode, 0) + 1
+            return
         if self.threads <= 1 or not self._burst:
             if mode in self.avg:
                 self.avg[mode] += self.ALPHA * (seconds - self.avg[mode])
