@@ -169,7 +169,7 @@ class ThreadPolicy:
     A burst counts as its fastest run: a run slowed by a passing burst of other threads (another
     runtime's pool spinning after its own run) says little about the mode, and a mode judged on
     one is not tried again for a long time. With one thread all modes are the same and nothing
-    is tried.
+    is tried. Runs after a pause (see COLD_S) are judged apart.
     """
 
     # Runs this short keep whatever thread settings the process has (unless the session set an
