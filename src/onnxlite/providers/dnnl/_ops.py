@@ -618,13 +618,16 @@ class BinaryKernel(_Cached):
         # keep_blocked) of the last two-operand call: the next call with the same layouts (and
         # the same constant) goes straight on
         self._hot: tuple[Any, ...] | None = None
+        self._post_kernel: EltwiseKernel | None = None  # the post-op after a numpy result
 
     def _numpy(self, a: Any, b: Any, post: Any) -> Any:
         y = self.NUMPY[self.alg](np.asarray(a), np.asarray(b))
         if post is None:
             return y
-        alg, alpha, beta = post
-        return EltwiseKernel(alg, alpha, beta, False)(y)
+        if self._post_kernel is None:  # made once: a primitive per call costs far more
+            alg, alpha, beta = post
+            self._post_kernel = EltwiseKernel(alg, alpha, beta, False)
+        return self._post_kernel(y)
 
     def _binary(self, a: Any, b: Any, last: bool) -> Any:
         post = self.post if last else None
