@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import helper
+from onnx import TensorProto, helper
 
 import onnxlite as ort
 
@@ -218,3 +218,26 @@ def test_grouped_conv_with_few_channels_per_group_between_convolutions() -> None
     got, want, sess = run_both(graph_model(nodes, {"x": x}, ["y"], inits), {"x": x})
     assert_close(got[0], want[0])
     assert where(sess)["b"] == DNNL
+
+
+@pytest.mark.parametrize("fed", [False, True])
+def test_conv_clip_with_initializer_bounds(fed: bool) -> None:
+    """Clip (opset 11+, bounds as inputs) after a convolution: bounds that are initializers no
+    feed can change become the convolution's post-op; bounds a feed may set are read per run."""
+    x = rand(1, 4, 8, 8)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Clip", ["c", "lo", "hi"], ["y"]),
+    ]
+    inits = {"w": rand(16, 4, 3, 3), "b": rand(16), "lo": np.float32(0.0), "hi": np.float32(0.6)}
+    model = graph_model(nodes, {"x": x}, ["y"], inits)
+    if fed:  # an initializer listed as a graph input: a feed may override it
+        model.graph.input.append(helper.make_tensor_value_info("hi", TensorProto.FLOAT, []))
+    got, want, sd = run_both(model, {"x": x})
+    assert_close(got[0], want[0])
+    dnnl = sd._providers[0]
+    plans = [dnnl._plans[id(st.node)] for st in sd._plan.steps]
+    assert [p.passthrough for p in plans] == [False, not fed]
+    if fed:
+        (y,) = sd.run(None, {"x": x, "hi": np.float32(0.3)})
+        assert y.max() == np.float32(0.3)

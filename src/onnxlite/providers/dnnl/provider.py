@@ -279,6 +279,10 @@ class DnnlExecutionProvider(ExecutionProvider):
             if node.op_type in ("MatMul", "Gemm", "FusedGemm"):
                 # Weights computed at run time are read in place rather than reordered per run.
                 plans[i].extra["const_w"] = node.inputs[1] in stable
+            if node.op_type == "Clip" and not plans[i].passthrough:
+                bounds = _clip_bounds(node, graph)
+                if bounds is not None and bounds[0] <= bounds[1]:
+                    plans[i].extra["clip"] = bounds  # fixed: one eltwise primitive
         for i in list(mine):
             tail = _matmul_epilogue(graph, i, plans[i], set(candidates), consumers, escaping)
             if tail is not None:
@@ -801,12 +805,31 @@ _CHECKS: dict[tuple[str, str], Callable[[Node, Graph, int], bool]] = {
 }
 
 
+def _clip_bounds(node: Node, graph: Graph) -> tuple[float, float] | None:
+    """Clip's bounds when they are fixed: attributes (before opset 11), or inputs that are absent
+    or initializers no feed can override (not graph inputs); None when read at run time."""
+    if len(node.inputs) < 2:
+        a = node.attrs
+        return float(a.get("min", -F32_MAX)), float(a.get("max", F32_MAX))
+    fed = {v.name for v in graph.inputs}
+    bounds = []
+    for k, default in ((1, -F32_MAX), (2, F32_MAX)):
+        name = node.inputs[k] if len(node.inputs) > k else ""
+        if not name:
+            bounds.append(default)
+            continue
+        v = _const(graph, name)
+        if v is None or name in fed or v.size != 1:
+            return None
+        bounds.append(float(v.reshape(())))
+    return bounds[0], bounds[1]
+
+
 def _activation_post(act: Node, graph: Graph) -> tuple[int, float, float] | None:
     a = act.attrs
     if act.op_type == "Clip":
-        if len(act.inputs) > 1:
-            return None  # bounds as inputs (opset 11+) may be fed at run time: not fused
-        return fused_activation("Clip", [a.get("min", -F32_MAX), a.get("max", F32_MAX)])
+        bounds = _clip_bounds(act, graph)  # bounds a feed may set are read at run time: not fused
+        return None if bounds is None else fused_activation("Clip", list(bounds))
     if act.op_type == "LeakyRelu":
         return fused_activation("LeakyRelu", [a.get("alpha", 0.01)])
     if act.op_type == "HardSigmoid":
@@ -847,6 +870,11 @@ def _build_conv(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
 def _build_eltwise(info: NodeInfo, plan: _NodePlan) -> Callable[..., Any]:
     op, a = info.op_type, info.attrs
     if op == "Clip":
+        fixed = plan.extra.get("clip")
+        if fixed is not None:
+            clip = fused_activation("Clip", list(fixed))
+            assert clip is not None
+            return EltwiseKernel(*clip, plan.keep_blocked)
         if info.version >= 11:
             return ClipKernel(plan.keep_blocked)
         k = ClipKernel(plan.keep_blocked)
