@@ -17,6 +17,7 @@ import numpy as np
 
 from . import _lib as L
 from ._conv import conv_geometry
+from ._ops import _Cached
 from ._prim import (
     MD,
     Attr,
@@ -286,7 +287,7 @@ class IntMatMulKernel(_IntKernel):
         return dst.reshape(*a.shape[:-1], n)
 
 
-class QConcatKernel:
+class QConcatKernel(_Cached):
     """A Concat between DequantizeLinear and QuantizeLinear nodes (see ``_qdq.QConcat``) on the
     8-bit tensors: an input whose scale and zero point differ from the output's is requantized,
     ``(x - zp_i) * s_i / s + zp``, by a oneDNN reorder, and a oneDNN concat joins the 8-bit
@@ -300,6 +301,7 @@ class QConcatKernel:
     def __init__(
         self, axis: int, scales: list[float], zps: list[int], ys: float, yzp: np.ndarray, keep_blocked: bool
     ) -> None:
+        super().__init__()
         self.axis = axis
         self.dtype = np.dtype(yzp.dtype)
         self.keep_blocked = keep_blocked
@@ -310,8 +312,6 @@ class QConcatKernel:
             for sc, z, eq in zip(scales, zps, same)
         ]
         self._dst = (np.array([ys], np.float32), np.array([int(yzp)], np.int32))
-        self._cache: dict[Any, Any] = {}
-        self._lock = threading.Lock()
 
     def _build(self, mds: list[MD], axis: int) -> tuple[Any, MD, list[Any]]:
         dt = L.DT_OF[self.dtype]
@@ -338,13 +338,9 @@ class QConcatKernel:
         axis = self.axis + nd if self.axis < 0 else self.axis
         if any(len(m.shape) != nd or m.dt != L.DT_OF[self.dtype] for m in mds) or not 0 <= axis < nd:
             raise ValueError(f"QLinear Concat inputs {[list(m.shape) for m in mds]} on axis {self.axis}")
-        key = (tuple(m.key for m in mds), axis)
-        entry = self._cache.get(key)
-        if entry is None:
-            with self._lock:
-                entry = self._cache.get(key) or self._build(mds, axis)
-                self._cache[key] = entry
-        concat, out_md, requant = entry
+        concat, out_md, requant = self.entry(
+            (tuple(m.key for m in mds), axis), lambda: self._build(mds, axis)
+        )
         if 0 in out_md.shape:
             return np.empty(out_md.shape, self.dtype)
         f32, s32 = plain_md((1,), L.F32), plain_md((1,), L.S32)

@@ -183,25 +183,34 @@ def match_pool(
     dq, q = graph.nodes[j], users[0]
     if dq.op_type != "DequantizeLinear" or q.op_type != "QuantizeLinear":
         return None
-    if dq.domain not in ("", "ai.onnx") or q.domain not in ("", "ai.onnx"):
-        return None
     if node.inputs[0] in escaping or len(consumers.get(node.inputs[0], [])) != 1:
         return None
     k = graph.nodes.index(q)
-    if k not in candidates or len(dq.inputs) < 3 or len(q.inputs) < 3:
+    x, y = _scale_zp(graph, dq), _scale_zp(graph, q)
+    if k not in candidates or x is None or y is None or not _q_output_ok(q, y[1]):
         return None
-    xs, xzp = _init(graph, dq.inputs[1]), _init(graph, dq.inputs[2])
-    ys, yzp = _init(graph, q.inputs[1]), _init(graph, q.inputs[2])
-    if not (_scalar(xs, (np.float32,)) and _scalar(ys, (np.float32,))):
-        return None
-    if not (_scalar(xzp, (np.uint8, np.int8)) and _scalar(yzp, (np.uint8, np.int8))):
-        return None
-    assert xs is not None and ys is not None and xzp is not None and yzp is not None
+    (xs, xzp), (ys, yzp) = x, y
     if xs.item() != ys.item() or xzp.dtype != yzp.dtype or xzp.item() != yzp.item():
         return None
-    if int(q.attrs.get("output_dtype", 0)) not in (0, U8 if yzp.dtype == np.uint8 else S8):
-        return None
     return j, k
+
+
+def _scale_zp(
+    graph: Graph, node: Node, zp_types: tuple[Any, ...] = (np.uint8, np.int8)
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A QuantizeLinear's or DequantizeLinear's scale (float32) and 8-bit zero point, when both
+    are per-tensor initializers."""
+    if node.domain not in ("", "ai.onnx") or len(node.inputs) < 3:
+        return None
+    s, z = _init(graph, node.inputs[1]), _init(graph, node.inputs[2])
+    if s is None or z is None or not (_scalar(s, (np.float32,)) and _scalar(z, zp_types)):
+        return None
+    return s, z
+
+
+def _q_output_ok(q: Node, zp: np.ndarray) -> bool:
+    """A QuantizeLinear's output_dtype, if set, is its zero point's."""
+    return int(q.attrs.get("output_dtype", 0)) in (0, U8 if zp.dtype == np.uint8 else S8)
 
 
 @dataclass
@@ -235,26 +244,20 @@ def match_concat(
         return None
     q = users[0]
     k = graph.nodes.index(q)
-    if k not in candidates or q.domain not in ("", "ai.onnx") or len(q.inputs) < 3:
+    y = _scale_zp(graph, q)
+    if k not in candidates or y is None or not _q_output_ok(q, y[1]):
         return None
-    ys, yzp = _init(graph, q.inputs[1]), _init(graph, q.inputs[2])
-    if not (_scalar(ys, (np.float32,)) and _scalar(yzp, (np.uint8, np.int8))):
-        return None
-    assert ys is not None and yzp is not None
-    if int(q.attrs.get("output_dtype", 0)) not in (0, U8 if yzp.dtype == np.uint8 else S8):
-        return None
+    ys, yzp = y
     dqs, scales, zps = [], [], []
     for name in node.inputs:
         j = producer.get(name) if name else None
         if j is None or j not in candidates or name in escaping or len(consumers.get(name, [])) != 1:
             return None
         dq = graph.nodes[j]
-        if dq.op_type != "DequantizeLinear" or dq.domain not in ("", "ai.onnx") or len(dq.inputs) < 3:
+        x = _scale_zp(graph, dq, (yzp.dtype.type,)) if dq.op_type == "DequantizeLinear" else None
+        if x is None:
             return None
-        xs, xzp = _init(graph, dq.inputs[1]), _init(graph, dq.inputs[2])
-        if not (_scalar(xs, (np.float32,)) and _scalar(xzp, (yzp.dtype.type,))):
-            return None
-        assert xs is not None and xzp is not None
+        xs, xzp = x
         dqs.append(j)
         scales.append(float(xs.item()))
         zps.append(int(xzp.item()))

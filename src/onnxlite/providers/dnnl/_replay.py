@@ -113,8 +113,7 @@ class _Recorder:
         self.roots: list[_Root] = []
         # (primitive, step, [(arg, md, place)]); place: ("in", input, offset) | ("root", root, offset)
         self.calls: list[tuple[Primitive, int, list[tuple[int, MD, tuple[str, int, int]]]]] = []
-        self.outputs: list[tuple[Any, ...]] = []
-        self.objects: list[Any] = []  # outputs handed on as they are, kept alive
+        self.outputs: list[tuple[Any, ...]] = []  # an ("object", value) entry keeps it alive
         self.step = 0
         self.failed: str | None = None
 
@@ -188,7 +187,6 @@ class _Recorder:
             if where is None or (where[0] == "root" and not self.roots[where[1]].fresh):
                 # a value no recorded call wrote: a constant (a dequantized initializer), which
                 # must then be the same object in both recordings (see structure)
-                self.objects.append(v)
                 self.outputs.append(("object", v))
                 continue
             md = v.md if type(v) is DnnlTensor else None
@@ -246,7 +244,6 @@ class _Replay:
     """Memory objects for every recorded call, bound once; inputs and outputs bound per run."""
 
     def __init__(self, rec: _Recorder, indices: Sequence[int]) -> None:
-        lib = L.load()
         self.lock = threading.Lock()
         self.indices = indices
         roots = rec.roots
@@ -294,8 +291,7 @@ class _Replay:
             self.calls.append((prim.h, len(ea), ea, -1 if t == last_threads else t, step))
             last_threads = t
         self.outputs = [(o[0], o[1:]) for o in rec.outputs]
-        self.out_base = slot_of
-        del lib
+        self.fresh_of = {i: j for j, i in enumerate(escaping)}  # root -> its per-run array
 
     def _memory(self, md_h: Any, ptr: int) -> c_void_p:
         lib = L.load()
@@ -321,7 +317,6 @@ class _Replay:
                 use(threads)
             if execute(h, stream, n, ea):
                 raise SegmentStepError(self.indices[step], DnnlError("oneDNN primitive_execute failed"))
-        n_in = len(ins)
         for slot, (kind, spec) in zip(out_slots, self.outputs):
             if kind == "none":
                 vals[slot] = None
@@ -331,7 +326,7 @@ class _Replay:
                 vals[slot] = spec[0]
             else:
                 (where, idx, off), md, shape, dtype, strides = spec
-                src = _buffer(ins[idx]) if where == "in" else fresh[self.out_base[idx] - n_in]
+                src = _buffer(ins[idx]) if where == "in" else fresh[self.fresh_of[idx]]
                 if off == 0 and src.shape == shape and src.dtype == dtype and src.strides == strides:
                     view = src
                 else:
