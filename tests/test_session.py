@@ -183,6 +183,29 @@ def test_io_binding(sess: ort.InferenceSession) -> None:
     np.testing.assert_allclose(b.copy_outputs_to_cpu()[0], mlp_reference(X)[1], rtol=1e-5)
 
 
+def test_io_binding_writes_into_bound_buffers(sess: ort.InferenceSession) -> None:
+    b = sess.io_binding()
+    b.bind_cpu_input("x", X)
+    out = np.zeros((5, 3), np.float32)
+    b.bind_ortvalue_output("y", ort.OrtValue.ortvalue_from_numpy(out))
+    sess.run_with_iobinding(b)
+    np.testing.assert_allclose(out, mlp_reference(X)[0], rtol=1e-5)
+    # a buffer that cannot hold the output fails, rather than leaving the caller's memory stale
+    b.clear_binding_outputs()
+    b.bind_ortvalue_output("y", ort.OrtValue.ortvalue_from_numpy(np.zeros(7, np.float32)))
+    with pytest.raises(InvalidArgument, match=r"float32\[5, 3\] but the buffer bound to it is float32\[7\]"):
+        sess.run_with_iobinding(b)
+    with pytest.raises(InvalidArgument, match="raw pointers are not supported on CPU"):
+        b.bind_output("y", "cpu", 0, np.float32, [5, 3], out.ctypes.data)
+
+
+def test_run_options_levels_are_checked() -> None:
+    ro = ort.RunOptions()
+    ro.log_severity_level = 3
+    with pytest.raises(InvalidArgument, match="log_severity_level must be between 0 and 4, got 99"):
+        ro.log_severity_level = 99
+
+
 def test_run_options_terminate(sess: ort.InferenceSession) -> None:
     ro = ort.RunOptions()
     ro.terminate = True
@@ -310,6 +333,44 @@ def test_optimized_model_filepath_writes_valid_model(tmp_path) -> None:  # type:
     onnx.checker.check_model(saved)
     y = ort.InferenceSession(saved).run(["y"], {"x": X})[0]
     np.testing.assert_allclose(y, mlp_reference(X)[0], rtol=1e-5)
+
+
+def test_optimized_model_filepath_is_checked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    so = ort.SessionOptions()
+    with pytest.raises(InvalidArgument, match="optimized_model_filepath must be a file path"):
+        so.optimized_model_filepath = 5  # type: ignore[assignment]  # once taken as a file descriptor
+    so.optimized_model_filepath = tmp_path / "opt.onnx"  # type: ignore[assignment]  # a PathLike is fine
+    assert so.optimized_model_filepath == str(tmp_path / "opt.onnx")
+    so.optimized_model_filepath = str(tmp_path / "missing" / "opt.onnx")
+    with pytest.raises(InvalidArgument, match=r"cannot write optimized_model_filepath .*No such file"):
+        ort.InferenceSession(mlp(), sess_options=so)
+    src = tmp_path / "model.onnx"
+    onnx.save_model(mlp(), str(src))
+    before = src.read_bytes()
+    so.optimized_model_filepath = str(src)
+    with pytest.raises(InvalidArgument, match="the model's own file"):
+        ort.InferenceSession(str(src), sess_options=so)
+    assert src.read_bytes() == before
+
+
+def test_session_config_flags_take_zero_or_one() -> None:
+    so = ort.SessionOptions()
+    with pytest.raises(InvalidArgument, match=r"'session\.disable_cpu_ep_fallback' must be '0' or '1'"):
+        so.add_session_config_entry("session.disable_cpu_ep_fallback", "yes")
+    so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    so.add_session_config_entry("some.other.key", "anything")  # kept and ignored, as in onnxruntime
+
+
+def test_big_endian_feed_is_read_in_native_order(sess: ort.InferenceSession) -> None:
+    want = sess.run(None, {"x": X})
+    got = sess.run(None, {"x": X.astype(">f4")})
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_none_feed_is_named(sess: ort.InferenceSession) -> None:
+    with pytest.raises(InvalidArgument, match="input 'x' is None"):
+        sess.run(None, {"x": None})
 
 
 def test_outputs_never_alias_initializers() -> None:

@@ -83,16 +83,31 @@ class IOBinding:
         shape: Any = None,
         buffer_ptr: Any = None,
     ) -> None:
+        """Collect output ``name`` on a device; with ``buffer_ptr`` (and its element type and
+        shape), written into that preallocated device memory on every run."""
         dev = str(device_type).lower()
         if dev not in _DEVICES:
             raise InvalidArgument(f"bind_output: device {device_type!r} is not available")
+        target = None
         if dev != "cpu":
-            device_backend(dev, device_id)  # fails now, naming what is missing, not at run
+            be = device_backend(dev, device_id)  # fails now, naming what is missing, not at run
+            if buffer_ptr is not None:
+                if element_type is None or shape is None:
+                    raise InvalidArgument("bind_output: a buffer_ptr needs its element_type and shape")
+                with be.context():
+                    mem = be.wrap_pointer(int(buffer_ptr), tuple(shape), np.dtype(element_type))
+                target = OrtValue(mem, dev, int(device_id))
             self._out_devices[name] = (dev, int(device_id))
         else:
+            if buffer_ptr is not None:
+                # (not silently ignored: the caller would read stale memory)
+                raise InvalidArgument(
+                    "bind_output: raw pointers are not supported on CPU; bind an OrtValue over "
+                    "your array with bind_ortvalue_output"
+                )
             self._out_devices.pop(name, None)
         self._outputs.append(name)
-        self._out_targets[name] = None
+        self._out_targets[name] = target
 
     def bind_ortvalue_output(self, name: str, ortvalue: OrtValue) -> None:
         dev = ortvalue.device_name()
@@ -113,7 +128,13 @@ class IOBinding:
         for n, v in zip(names, values):
             target = self._out_targets.get(n)
             dev, dev_id = self._out_devices.get(n, ("cpu", 0))
-            if target is not None and target.is_tensor() and tuple(v.shape) == tuple(target.shape()):
+            if target is not None and target.is_tensor():
+                if tuple(v.shape) != tuple(target.shape()) or v.dtype != target.element_type():
+                    # as onnxruntime: the bound buffer cannot hold this output
+                    raise InvalidArgument(
+                        f"output {n!r} is {v.dtype}{list(v.shape)} but the buffer bound to it is "
+                        f"{np.dtype(target.element_type())}{target.shape()}"
+                    )
                 target.update_inplace(v)
                 results.append(target)
             else:

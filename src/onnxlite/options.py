@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 from typing import Any
 
 from .errors import InvalidArgument
@@ -25,6 +26,11 @@ class ExecutionOrder(enum.IntEnum):
     DEFAULT = 0
     PRIORITY_BASED = 1
     MEMORY_EFFICIENT = 2
+
+
+# Session config entries onnxlite acts on that take "0" or "1" (onnxruntime reads anything else
+# as "0", silently; other keys are kept and ignored, as there).
+_BOOL_CONFIG_KEYS = frozenset({"session.disable_cpu_ep_fallback"})
 
 
 def _check_int(name: str, value: Any, lo: int = 0, hi: int | None = None) -> int:
@@ -116,6 +122,20 @@ class SessionOptions:
             raise InvalidArgument(f"execution_order must be an ExecutionOrder, got {value!r}") from None
 
     @property
+    def optimized_model_filepath(self) -> str:
+        return self._optimized_path
+
+    @optimized_model_filepath.setter
+    def optimized_model_filepath(self, value: Any) -> None:
+        if not isinstance(value, (str, os.PathLike)):
+            raise InvalidArgument(
+                f"optimized_model_filepath must be a file path (str), got {type(value).__name__} {value!r}"
+            )
+        self._optimized_path = os.fspath(value)
+        if not isinstance(self._optimized_path, str):
+            raise InvalidArgument(f"optimized_model_filepath must be a str path, got bytes {value!r}")
+
+    @property
     def intra_op_num_threads(self) -> int:
         return self._intra
 
@@ -151,6 +171,8 @@ class SessionOptions:
         """Set a session configuration entry (e.g. ``session.disable_cpu_ep_fallback``)."""
         if not isinstance(key, str) or not isinstance(value, str):
             raise InvalidArgument("session config entries take a str key and a str value")
+        if key in _BOOL_CONFIG_KEYS and value not in ("0", "1"):
+            raise InvalidArgument(f"session config entry {key!r} must be '0' or '1', got {value!r}")
         self._config[key] = value
 
     def get_session_config_entry(self, key: str) -> str:
@@ -198,6 +220,22 @@ class RunOptions:
         self.terminate = False
         self.only_execute_path_to_fetches = False
         self._config: dict[str, str] = {}
+
+    @property
+    def log_severity_level(self) -> int:
+        return self._log_severity
+
+    @log_severity_level.setter
+    def log_severity_level(self, value: Any) -> None:
+        self._log_severity = _check_int("log_severity_level", value, 0, 4)
+
+    @property
+    def log_verbosity_level(self) -> int:
+        return self._log_verbosity
+
+    @log_verbosity_level.setter
+    def log_verbosity_level(self, value: Any) -> None:
+        self._log_verbosity = _check_int("log_verbosity_level", value)
 
     def add_run_config_entry(self, key: str, value: str) -> None:
         self._config[str(key)] = str(value)

@@ -119,7 +119,8 @@ class InferenceSession:
             arena.keep_memory()
         self._disabled_optimizers = list(kwargs.get("disabled_optimizers") or [])
         self._fallback = True
-        self._model_path = path_or_bytes if isinstance(path_or_bytes, str) else None
+        path = os.fspath(path_or_bytes) if isinstance(path_or_bytes, (str, os.PathLike)) else None
+        self._model_path = path if isinstance(path, str) else None
         self._profiler = (
             profiling.Profiler(self._sess_options) if self._sess_options.enable_profiling else None
         )
@@ -262,7 +263,17 @@ class InferenceSession:
     def _save_model(self, path: str) -> None:
         from .ir.save import model_to_proto
 
-        onnx.save_model(model_to_proto(self._model), path)
+        src = self._model_path
+        if src is not None and os.path.exists(path) and os.path.samefile(src, path):
+            raise InvalidArgument(
+                f"optimized_model_filepath {path!r} is the model's own file: choose another path "
+                "(saving there would replace the original model)"
+            )
+        try:
+            onnx.save_model(model_to_proto(self._model), path)
+        except OSError as e:
+            why = e.strerror or e
+            raise InvalidArgument(f"cannot write optimized_model_filepath {path!r}: {why}") from None
 
     @staticmethod
     def _node_arg(v: ValueInfo) -> NodeArg:
@@ -358,6 +369,8 @@ class InferenceSession:
             return np.asarray(value)
         if kind == "any":
             return value if isinstance(value, list) or value is None else np.asarray(value)
+        if value is None:
+            raise InvalidArgument(f"input {name!r} is None: feed an array")
         if not isinstance(value, np.ndarray):
             try:
                 value = np.asarray(value, dtype=dtype) if dtype is not None else np.asarray(value)
@@ -368,6 +381,8 @@ class InferenceSession:
         if dtype is not None and value.dtype != dtype:
             if dtype == np.dtype(object) and value.dtype.kind in "US":
                 value = value.astype(object)
+            elif value.dtype.newbyteorder("=") == dtype:  # the same type in the other byte order
+                value = value.astype(dtype)
             else:
                 raise InvalidArgument(
                     f"Unexpected input data type for input {name!r}. Actual: ({_tname(value.dtype)}), "

@@ -156,3 +156,27 @@ def test_external_data_missing_file(tmp_path) -> None:  # type: ignore[no-untype
     os.remove(tmp_path / "w.bin")
     with pytest.raises(NoSuchFile, match=r"w\.bin"):
         onnxlite.InferenceSession(str(path))
+
+
+@pytest.mark.parametrize(
+    ("dims", "data", "message"),
+    [
+        ([-1], b"", r"tensor 'c' has a negative dimension in dims \[-1\]"),
+        ([3], np.ones(2, np.float32).tobytes(), r"tensor 'c': its data does not fill its dims \[3\]"),
+    ],
+)
+def test_broken_initializers_are_named(dims, data, message) -> None:  # type: ignore[no-untyped-def]
+    t = numpy_helper.from_array(np.ones(3, np.float32), "c")
+    t.dims[:] = dims
+    t.raw_data = data
+    model = _graph_model([helper.make_node("Add", ["x", "c"], ["y"])], inits=[t])
+    with pytest.raises(InvalidGraph, match=message):
+        onnxlite.InferenceSession(model.SerializeToString())
+
+
+def test_duplicate_initializer_warns_and_uses_the_last() -> None:
+    inits = [numpy_helper.from_array(np.full(2, v, np.float32), "c") for v in (1.0, 5.0)]
+    model = _graph_model([helper.make_node("Add", ["x", "c"], ["y"])], inits=inits)
+    with pytest.warns(UserWarning, match="duplicate initializer 'c'"):
+        sess = onnxlite.InferenceSession(model.SerializeToString())
+    np.testing.assert_array_equal(sess.run(None, {"x": np.zeros(2, np.float32)})[0], [5, 5])

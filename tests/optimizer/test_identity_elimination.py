@@ -16,10 +16,10 @@ def test_identity_and_dropout_chain() -> None:
     nodes = [
         mk("Relu", ["x"], ["a"]),
         mk("Identity", ["a"], ["b"]),
-        mk("Dropout", ["b"], ["c", "mask"], ratio=0.3),
+        mk("Dropout", ["b", "r"], ["c", "mask"]),
         mk("Neg", ["c"], ["y"]),
     ]
-    proto = make_model(nodes, {"x": (F32, [2, 3])}, ["y"])
+    proto = make_model(nodes, {"x": (F32, [2, 3])}, ["y"], {"r": np.array(0.3, np.float32)})
     m, changed = run(proto, "identity_elimination")
     assert changed and ops(m) == ["Relu", "Neg"]
     check_same(proto, m, {"x": rand(2, 3)})

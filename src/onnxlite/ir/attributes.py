@@ -31,7 +31,24 @@ RAW_DIRECT = frozenset(
 
 
 def tensor_to_array(t: Any, base_dir: str | None = None) -> Any:
-    """A TensorProto as a numpy array (strings as an object array of str)."""
+    """A TensorProto as a numpy array (strings as an object array of str); ValueError naming the
+    tensor when its dims are negative or its data does not fill them."""
+    if any(d < 0 for d in t.dims):
+        raise ValueError(f"tensor {t.name!r} has a negative dimension in dims {list(t.dims)}")
+    try:
+        return _to_array(t, base_dir)
+    except (OSError, MemoryError):  # a missing external file or too little memory: as they are
+        raise
+    except Exception as e:
+        if "cannot reshape" in str(e):
+            raise ValueError(
+                f"tensor {t.name!r}: its data does not fill its dims {list(t.dims)} ({e}); "
+                "the model is corrupt"
+            ) from None
+        raise ValueError(f"tensor {t.name!r}: cannot read its data: {e}") from None
+
+
+def _to_array(t: Any, base_dir: str | None) -> Any:
     if t.data_location == t.EXTERNAL:
         from onnx.external_data_helper import load_external_data_for_tensor
 

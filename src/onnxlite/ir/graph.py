@@ -6,6 +6,7 @@ Python values (see :mod:`.attributes`); graph attributes hold nested :class:`Gra
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +118,11 @@ def graph_from_proto(
     """
     inits: dict[str, Any] = {}
     for t in g.initializer:
+        if t.name in inits:
+            warnings.warn(
+                f"duplicate initializer {t.name!r}: the last one is used (as in onnxruntime); fix the model",
+                stacklevel=2,
+            )
         inits[t.name] = weights[t.name] if weights and t.name in weights else tensor_to_array(t, base_dir)
     for st in g.sparse_initializer:
         inits[st.values.name] = sparse_to_dense(st)

@@ -15,6 +15,7 @@ from ..errors import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuc
 from ..types import np_dtype
 from . import _wire
 from .graph import Graph, Model, graph_from_proto
+from .verify import verify_nodes
 
 MIN_IR_VERSION = 3
 MIN_DEFAULT_OPSET = 1
@@ -220,6 +221,7 @@ def load_model(source: Any, infer_types: bool = True) -> Model:
             proto = inliner.inline_local_functions(proto)
         except Exception as e:
             raise InvalidGraph(f"cannot inline the model's local functions: {e}") from None
+    verify_nodes(proto.graph, opsets, proto.ir_version)
     types = inferred_types(proto) if infer_types else {}
     try:
         graph = graph_from_proto(proto.graph, base_dir, types, weights)

@@ -594,16 +594,27 @@ def _bn_ok(node: Node, graph: Graph, version: int) -> bool:
     return r is not None and 2 <= r <= 5
 
 
+def _axis_in_range(node: Node, rank: int, default: int) -> bool:
+    """The node's axis lies within the rank: an invalid one is left to the CPU kernel, whose
+    error names it."""
+    return -rank <= int(node.attrs.get("axis", default)) < rank
+
+
 def _softmax_ok(node: Node, graph: Graph, version: int) -> bool:
     r = _rank(graph, node.inputs[0])
-    return r is not None and r >= 1 and _f32_node(node, graph, node.inputs[:1])
+    return (
+        r is not None
+        and r >= 1
+        and _axis_in_range(node, r, 1 if version < 13 else -1)
+        and _f32_node(node, graph, node.inputs[:1])
+    )
 
 
 def _ln_ok(node: Node, graph: Graph, version: int) -> bool:
     if any(o for o in node.outputs[1:]) or not _f32_node(node, graph):
         return False
     r = _rank(graph, node.inputs[0])
-    return r is not None and r >= 1
+    return r is not None and r >= 1 and _axis_in_range(node, r, -1)
 
 
 def _skip_ln_ok(node: Node, graph: Graph, version: int) -> bool:
@@ -680,7 +691,9 @@ def _concat_ok(node: Node, graph: Graph, version: int) -> bool:
     if version < 4 or not node.inputs or not _f32_node(node, graph):
         return False
     ranks = {_rank(graph, n) for n in node.inputs}
-    return len(ranks) == 1 and None not in ranks and 0 not in ranks
+    if len(ranks) != 1 or None in ranks or 0 in ranks:
+        return False
+    return "axis" in node.attrs and _axis_in_range(node, ranks.pop() or 0, 0)
 
 
 U8, S8, S32 = onnx.TensorProto.UINT8, onnx.TensorProto.INT8, onnx.TensorProto.INT32

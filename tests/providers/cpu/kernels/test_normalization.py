@@ -208,3 +208,12 @@ def test_lp_normalization(p, axis):
 def test_mean_variance_normalization(axes):
     attrs = {} if axes is None else {"axes": axes}
     check_node("MeanVarianceNormalization", {"x": rand(2, 3, 4, 5)}, attrs, opset=13, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("axis", [2, -3])
+def test_layer_norm_axis_out_of_range_fails(axis):
+    # axis 2 of a rank-2 input once normalized every element on its own (all zeros)
+    x = np.ones((2, 3), np.float32)
+    feeds = {"x": x, "s": np.ones(3, np.float32)}
+    with pytest.raises(Exception, match=f"LayerNormalization axis {axis} is out of range for rank 2"):
+        run_onnxlite(node_model("LayerNormalization", feeds, {"axis": axis}, opset=17), feeds)

@@ -144,5 +144,21 @@ def test_dynamic_quantize(x):
 def test_scalar_inputs_quantize():
     feeds = {"x": np.array(1.5, np.float32), "s": np.array(0.1, np.float32), "z": np.array(3, np.uint8)}
     assert check_node("QuantizeLinear", feeds, opset=19)[0] == 18
-    got = check_node("DynamicQuantizeLinear", {"x": np.array(-2.0, np.float32)}, opset=11)
+    got = check_node(
+        "DynamicQuantizeLinear", {"x": np.array(-2.0, np.float32)}, opset=11, outputs=("y", "s", "z")
+    )
     assert got[0].shape == ()
+
+
+@pytest.mark.parametrize(
+    ("op", "axis", "scale", "message"),
+    [
+        ("QuantizeLinear", 2, np.ones(3, np.float32), "axis 2 is out of range for an input of rank 2"),
+        ("DequantizeLinear", 0, np.ones(3, np.float32), "has 3 values for a dimension of 2"),
+    ],
+)
+def test_per_axis_parameters_are_checked(op, axis, scale, message):
+    x = np.ones((2, 3), np.float32 if op == "QuantizeLinear" else np.uint8)
+    feeds = {"x": x, "s": scale}
+    with pytest.raises(Exception, match=message):
+        run_onnxlite(node_model(op, feeds, {"axis": axis}, opset=19), feeds)

@@ -24,6 +24,11 @@ def _resize(attrs, scales=None, sizes=None, roi=None, x=X, opset=19, **kw):
     else:
         ins["sizes"] = np.asarray(sizes, np.int64)
         names += ["", "sizes"]
+    if opset < 13:  # roi and scales are required inputs before opset 13: empty tensors stand for none
+        for i, name in ((1, "roi"), (2, "scales")):
+            if names[i] == "":
+                ins[name] = np.zeros(0, np.float32)
+                names[i] = name
     return check_node("Resize", ins, attrs, opset=opset, input_names=names, **{**TOL, **kw})[0]
 
 

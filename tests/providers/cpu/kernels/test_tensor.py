@@ -205,3 +205,43 @@ def test_det():
 
 def test_identity_passes_sequences():
     check_node("Identity", {"x": [f32(2), f32(3)]}, opset=16)
+
+
+@pytest.mark.parametrize(
+    ("op", "inputs", "attrs", "message"),
+    [
+        ("Concat", {"x": f32(2, 3)}, {"axis": 4}, "axis 4 is out of range for rank 2"),
+        ("Tile", {"x": f32(2, 3), "r": np.array([2], I64)}, {}, "repeats has 1 values for an input of rank"),
+        ("Tile", {"x": f32(2, 3), "r": np.array([2, -1], I64)}, {}, "must not be negative"),
+        (
+            "Slice",
+            {"x": f32(2, 3), "s": I64([0, 0]), "e": I64([1, 1]), "a": I64([1, -1])},
+            {},
+            "axis 1 is given more than once",
+        ),
+        (
+            "Slice",
+            {"x": f32(2, 3), "s": np.array([0, 0], I64), "e": np.array([1], I64)},
+            {},
+            "must have the same length, got 2, 1",
+        ),
+        ("Reshape", {"x": f32(2, 3), "s": I64([0, 0, 0])}, {}, "at index 2, beyond the input's rank 2"),
+        (
+            "Range",
+            {"s": np.array(0, np.float32), "l": np.array(5, np.float32), "d": np.array(0, np.float32)},
+            {},
+            "delta must not be zero",
+        ),
+        ("Range", {"s": I64([0, 1]), "l": I64(5), "d": I64(1)}, {}, "must be scalars"),
+        ("Trilu", {"x": f32(2, 3), "k": np.array([1, 2], I64)}, {}, "k must hold one value"),
+        ("DepthToSpace", {"x": f32(2, 3)}, {"blocksize": 2}, "needs a 4-D"),
+        ("DepthToSpace", {"x": f32(1, 6, 2, 2)}, {"blocksize": 2}, "6 channels do not divide"),
+        ("SpaceToDepth", {"x": f32(1, 1, 3, 4)}, {"blocksize": 2}, "height 3 and width 4 must divide"),
+    ],
+)
+def test_invalid_arguments_fail_naming_the_problem(op, inputs, attrs, message):
+    # each once returned a wrong result (Concat, Tile, Slice) or failed with an unrelated
+    # Python error; ONNX requires the checks the messages name
+    with pytest.raises(Exception, match=message) as e:
+        run_onnxlite(node_model(op, inputs, attrs), inputs)
+    assert f"running {op} node" in str(e.value)

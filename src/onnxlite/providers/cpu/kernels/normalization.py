@@ -132,6 +132,8 @@ def layer_normalization(node):
 
 
 def _layer_norm(x, scale, b=None, *, n_out=1, axis=-1, epsilon=1e-5, stash_type=1):
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"LayerNormalization axis {axis} is out of range for rank {x.ndim}")
     ax = axis + x.ndim if axis < 0 else axis
     ct = _stash(x, stash_type)
     rows = math.prod(x.shape[:ax])

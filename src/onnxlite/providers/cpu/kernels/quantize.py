@@ -27,10 +27,17 @@ def _broadcast_param(v: np.ndarray, shape: tuple[int, ...], axis: int, block_siz
         return v
     if v.size == 1 and not block_size:
         return v.reshape(())
+    if not -len(shape) <= axis < len(shape):
+        raise ValueError(f"quantization axis {axis} is out of range for an input of rank {len(shape)}")
     ax = axis + len(shape) if axis < 0 else axis
     if not block_size:
         if v.ndim != 1:
             raise ValueError(f"per-axis quantization expects a 1-D scale/zero point, got shape {v.shape}")
+        if v.size != shape[ax]:
+            raise ValueError(
+                f"per-axis quantization along axis {axis}: the scale/zero point has {v.size} values "
+                f"for a dimension of {shape[ax]}"
+            )
         dims = [1] * len(shape)
         dims[ax] = v.size
         return v.reshape(dims)

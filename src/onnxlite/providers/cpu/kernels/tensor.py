@@ -37,6 +37,12 @@ def _axis(axis: int, rank: int) -> int:
 
 def _reshape(data: np.ndarray, dims: list[int], allowzero: int) -> np.ndarray:
     if not allowzero and 0 in dims:
+        beyond = [i for i, d in enumerate(dims) if d == 0 and i >= data.ndim]
+        if beyond:
+            raise ValueError(
+                f"Reshape: shape {dims} has 0 (copy the input's dim) at index {beyond[0]}, beyond "
+                f"the input's rank {data.ndim}"
+            )
         dims = [data.shape[i] if d == 0 else d for i, d in enumerate(dims)]
     if -1 in dims and 0 in dims:  # numpy cannot infer -1 next to a literal zero
         known = math.prod(d for d in dims if d != -1)
@@ -109,6 +115,7 @@ def unsqueeze(data, axes):
 @kernel("Concat", since=1)
 def concat(*inputs, axis=1):
     if len(inputs) == 1:
+        _axis(axis, inputs[0].ndim)  # one input is handed on, but its axis must still be valid
         return inputs[0]
     return np.concatenate(inputs, axis=axis)
 
@@ -159,15 +166,23 @@ def _slice(data, starts, ends, axes, steps) -> np.ndarray:
     n = len(starts)
     axes = range(n) if axes is None else _ints(axes)
     steps = (1,) * n if steps is None else _ints(steps)
+    if not len(ends) == len(axes) == len(steps) == n:
+        raise ValueError(
+            f"Slice: starts, ends, axes and steps must have the same length, got "
+            f"{n}, {len(ends)}, {len(axes)} and {len(steps)}"
+        )
     r = data.ndim
-    index = [slice(None)] * r
+    index: list[slice | None] = [None] * r
     for s, e, a, st in zip(starts, ends, axes, steps):
         if st == 0:
             raise ValueError("Slice step cannot be 0")
+        a = a if 0 <= a < r else _axis(a, r)
+        if index[a] is not None:
+            raise ValueError(f"Slice: axis {a} is given more than once in axes {list(axes)}")
         # Python's slice clamping is exactly the ONNX rule, including ends below -dim for a
         # negative step (which select down to index 0).
-        index[a if 0 <= a < r else _axis(a, r)] = slice(s, e, st)
-    return data[tuple(index)]
+        index[a] = slice(s, e, st)
+    return data[tuple(slice(None) if i is None else i for i in index)]
 
 
 @kernel("Slice", since=1)
@@ -193,7 +208,12 @@ def expand(x, shape):
 
 @kernel("Tile", since=6)
 def tile(x, repeats):
-    return np.tile(x, _ints(repeats))
+    reps = _ints(repeats)
+    if len(reps) != x.ndim:
+        raise ValueError(f"Tile: repeats has {len(reps)} values for an input of rank {x.ndim} (one per axis)")
+    if any(v < 0 for v in reps):
+        raise ValueError(f"Tile: repeats must not be negative, got {list(reps)}")
+    return np.tile(x, reps)
 
 
 def _pad(data, pads: list[int], mode: str, value: Any, axes: list[int] | None) -> np.ndarray:
@@ -253,7 +273,14 @@ def size(data):
 @kernel("Range", since=11)
 def range_(start, limit, delta, *, stash_type=1):
     dtype = start.dtype
+    if start.size != 1 or limit.size != 1 or delta.size != 1:
+        raise ValueError(
+            "Range: start, limit and delta must be scalars, got shapes "
+            f"{start.shape}, {limit.shape} and {delta.shape}"
+        )
     s, l, d = start.item(), limit.item(), delta.item()
+    if d == 0:
+        raise ValueError("Range: delta must not be zero")
     if dtype.kind in "iu":
         n = max(-(-(l - s) // d), 0)
         return (s + np.arange(n, dtype=np.int64) * d).astype(dtype)
@@ -348,6 +375,8 @@ def eye_like(input, *, dtype=None, k=0):
 
 @kernel("Trilu", since=14)
 def trilu(input, k=None, *, upper=1):
+    if k is not None and np.size(k) != 1:
+        raise ValueError(f"Trilu: k must hold one value, got shape {np.shape(k)}")
     kk = 0 if k is None else int(np.asarray(k).item())
     if input.ndim < 2:
         raise ValueError("Trilu needs a tensor of rank >= 2")
@@ -386,10 +415,20 @@ def compress(input, condition, *, axis=None):
 # --- DepthToSpace / SpaceToDepth / CenterCropPad / ReverseSequence / Det ------------------------
 
 
+def _check_blocks(op: str, x: np.ndarray, bs: int) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"{op} needs a 4-D (N, C, H, W) input, got rank {x.ndim}")
+    if bs < 1:
+        raise ValueError(f"{op} blocksize must be >= 1, got {bs}")
+
+
 @kernel("DepthToSpace", since=1)
 def depth_to_space(input, *, blocksize, mode="DCR"):
+    _check_blocks("DepthToSpace", input, blocksize)
     b, c, h, w = input.shape
     bs = blocksize
+    if c % (bs * bs):
+        raise ValueError(f"DepthToSpace: {c} channels do not divide by blocksize^2 = {bs * bs}")
     if mode == "DCR":
         t = input.reshape(b, bs, bs, c // (bs * bs), h, w).transpose(0, 3, 4, 1, 5, 2)
     else:
@@ -399,8 +438,11 @@ def depth_to_space(input, *, blocksize, mode="DCR"):
 
 @kernel("SpaceToDepth", since=1)
 def space_to_depth(input, *, blocksize, mode="DCR"):
+    _check_blocks("SpaceToDepth", input, blocksize)
     b, c, h, w = input.shape
     bs = blocksize
+    if h % bs or w % bs:
+        raise ValueError(f"SpaceToDepth: height {h} and width {w} must divide by blocksize {bs}")
     t = input.reshape(b, c, h // bs, bs, w // bs, bs)
     perm = (0, 3, 5, 1, 2, 4) if mode == "DCR" else (0, 1, 3, 5, 2, 4)
     t = t.transpose(perm)
