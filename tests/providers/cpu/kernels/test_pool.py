@@ -247,3 +247,13 @@ def _max_pool_by_hand(padded, k, s=(1, 1)):
     """The 2-D max pool of maps already padded: every window's maximum, every s-th window."""
     windows = np.lib.stride_tricks.sliding_window_view(padded, k, axis=(2, 3))
     return windows[:, :, :: s[0], :: s[1]].max(axis=(4, 5))
+
+
+def test_begin_pad_wider_than_every_window() -> None:
+    # a dilated window whose begin pad covers more than the single output's start (once an
+    # IndexError): every output is an edge output
+    x = rand(2, 3, 8, 5)
+    attrs = {"kernel_shape": [4, 4], "strides": [3, 1], "pads": [1, 2, 3, 0], "dilations": [2, 2]}
+    attrs["ceil_mode"] = 1
+    (y,) = check_node("MaxPool", {"x": x}, attrs)
+    assert y.shape == (2, 3, 3, 1)

@@ -171,7 +171,7 @@ def _strided_pool2d(x, k, s, d, out, pb, combine, fill, scale=None):
 def _full_range(size, k, s, d, b, q):
     """Outputs [lo, hi) of one axis whose every window tap lies inside the input."""
     span = (k - 1) * d + 1
-    lo = -(-b // s)
+    lo = min(-(-b // s), q)  # a begin pad wider than every window: no output is full
     hi = min(q, (size - span + b) // s + 1) if size >= span else lo
     return lo, max(lo, hi)
 
