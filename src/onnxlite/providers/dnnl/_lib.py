@@ -100,6 +100,7 @@ _SIGS: dict[str, tuple[Any, list[Any]]] = {
     "dnnl_primitive_desc_query_md": (c_void_p, [c_void_p, c_int, c_int]),
     "dnnl_primitive_desc_query": (c_int, [c_void_p, c_int, c_int, c_void_p]),
     "dnnl_primitive_desc_destroy": (c_int, [c_void_p]),
+    "dnnl_primitive_desc_next_impl": (c_int, [c_void_p]),
     "dnnl_primitive_create": (c_int, [POINTER(c_void_p), c_void_p]),
     "dnnl_primitive_destroy": (c_int, [c_void_p]),
     "dnnl_primitive_execute": (c_int, [c_void_p, c_void_p, c_int, POINTER(ExecArg)]),
