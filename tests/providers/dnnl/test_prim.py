@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
+import onnxlite
+from onnxlite.providers.dnnl import _prim
+from onnxlite.providers.dnnl._conv import ConvKernel
 from onnxlite.providers.dnnl._prim import data_ptr, same_array
 
 
@@ -81,3 +87,32 @@ def test_one_thread_twin_made_after_the_inputs_descriptors_are_gone() -> None:
         got = kernel(x)
     np.testing.assert_array_equal(np.asarray(got), want)
     assert prim._single is not None  # the twin was made (or found not to match)
+
+
+def test_primitives_per_kernel_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a model fed ever new shapes keeps the newest primitives only, and one whose primitive
+    # was dropped makes it again with the same answer
+    monkeypatch.setattr(_prim, "MAX_PRIMITIVES", 4)
+    before = {id(o) for o in gc.get_objects() if isinstance(o, ConvKernel)}
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w")
+    g = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["y"], ["z"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "H", "W"])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+        [w],
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    dnnl = onnxlite.InferenceSession(model, providers=["DnnlExecutionProvider", "CPUExecutionProvider"])
+    cpu = onnxlite.InferenceSession(model, providers=["CPUExecutionProvider"])
+    xs = [rng.standard_normal((1, 3, 8 + i, 9)).astype(np.float32) for i in range(10)]
+    for x in [*xs, xs[0]]:
+        np.testing.assert_allclose(
+            dnnl.run(None, {"x": x})[0], cpu.run(None, {"x": x})[0], rtol=1e-4, atol=1e-5
+        )
+    kernels = [o for o in gc.get_objects() if isinstance(o, ConvKernel) and id(o) not in before]
+    assert kernels and all(len(k._cache) <= 4 for k in kernels)

@@ -15,6 +15,7 @@ from ._prim import (
     Attr,
     DnnlTensor,
     Primitive,
+    PrimitiveCache,
     channels_last_strides,
     create,
     empty,
@@ -126,7 +127,7 @@ class ConvKernel:
         self.auto_pad = auto_pad
         self.post = post  # [("sum", None) | ("eltwise", (alg, a, b))] in order
         self.keep_blocked = keep_blocked
-        self._cache: dict[Any, _ConvEntry | None] = {}
+        self._cache: dict[Any, _ConvEntry | None] = PrimitiveCache()
         self._packed: dict[Any, tuple[Any, np.ndarray]] = {}
         # (stand-in, layout, packed weights) once the plan hands the kernel a stand-in for them
         self._adopted: tuple[Any, MD, np.ndarray] | None = None

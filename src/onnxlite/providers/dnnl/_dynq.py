@@ -27,7 +27,19 @@ import onnx
 from ...ir.graph import Graph, Node
 from ...types import static_shape
 from . import _lib as L
-from ._prim import MD, Attr, DnnlTensor, Primitive, create, into, make_reorder, plain_md, result, to_plain
+from ._prim import (
+    MD,
+    Attr,
+    DnnlTensor,
+    Primitive,
+    PrimitiveCache,
+    create,
+    into,
+    make_reorder,
+    plain_md,
+    result,
+    to_plain,
+)
 
 MS = "com.microsoft"
 FLOAT = onnx.TensorProto.FLOAT
@@ -143,7 +155,7 @@ class DynQuantMatMul:
     """u8/s8 x s8 -> f32 matmul with a runtime src zero point and (per column) scales."""
 
     def __init__(self) -> None:
-        self._cache: dict[Any, Any] = {}
+        self._cache: dict[Any, Any] = PrimitiveCache()
         self._packed: dict[Any, tuple[Any, np.ndarray]] = {}
         self._lock = threading.Lock()
 
@@ -238,7 +250,7 @@ class _Convert:
     def __init__(self, to_int: bool, keep_blocked: bool) -> None:
         self.to_int = to_int
         self.keep_blocked = keep_blocked
-        self._cache: dict[Any, tuple[Primitive, MD, MD]] = {}
+        self._cache: dict[Any, tuple[Primitive, MD, MD]] = PrimitiveCache()
         self._lock = threading.Lock()
 
     def _build(self, src: MD, dst: MD) -> tuple[Primitive, MD, MD]:

@@ -21,6 +21,7 @@ from ._ops import _Cached
 from ._prim import (
     MD,
     Attr,
+    PrimitiveCache,
     channels_last_strides,
     create,
     empty,
@@ -41,7 +42,7 @@ def _vec(v: Any, dtype: Any) -> np.ndarray:
 
 class _IntKernel:
     def __init__(self) -> None:
-        self._cache: dict[Any, Any] = {}
+        self._cache: dict[Any, Any] = PrimitiveCache()
         self._packed: dict[Any, tuple[Any, np.ndarray]] = {}
         self._lock = threading.Lock()
         self._last: tuple[tuple[Any, ...], Any] | None = None

@@ -17,6 +17,7 @@ from ._prim import (
     Attr,
     DnnlTensor,
     Primitive,
+    PrimitiveCache,
     channels_last_strides,
     create,
     empty,
@@ -39,7 +40,7 @@ class _Cached:
     """Primitives per input layout key, built under a lock (kernels run on several threads)."""
 
     def __init__(self) -> None:
-        self._cache: dict[Any, Any] = {}
+        self._cache: dict[Any, Any] = PrimitiveCache()
         self._lock = threading.Lock()
 
     def entry(self, key: Any, build: Callable[[], Any]) -> Any:

@@ -475,6 +475,21 @@ class _Binding:
             pass
 
 
+# Primitives a kernel keeps, one per input layout: a model fed ever new shapes (sequence lengths,
+# image sizes) would otherwise keep a primitive, its bindings and its scratchpad for every shape
+# it ever saw. Beyond this many the oldest is dropped (and made again if its shape comes back).
+MAX_PRIMITIVES = 32
+
+
+class PrimitiveCache(dict[Any, Any]):
+    """A dict of per-layout entries holding the newest MAX_PRIMITIVES (insert under a lock)."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if key not in self and len(self) >= MAX_PRIMITIVES:
+            del self[next(iter(self))]
+        super().__setitem__(key, value)
+
+
 # Implementations of oneDNN 3.2 known to compute wrongly, by primitive: the next one is taken.
 # The AMX 1x1 integer convolution writes past the end of its destination for some output sizes
 # (on 2 threads with 64 or more input channels: 27 to 48 pixels in steps of 3, a third more
