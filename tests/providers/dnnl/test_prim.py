@@ -116,3 +116,14 @@ def test_primitives_per_kernel_are_bounded(monkeypatch: pytest.MonkeyPatch) -> N
         )
     kernels = [o for o in gc.get_objects() if isinstance(o, ConvKernel) and id(o) not in before]
     assert kernels and all(len(k._cache) <= 4 for k in kernels)
+
+
+def test_primitive_cache_keeps_the_newest_entries() -> None:
+    cache = _prim.PrimitiveCache(3)
+    for i in range(5):
+        cache[i] = str(i)
+    assert list(cache) == [2, 3, 4]
+    assert cache.setdefault(9, []) == [] and list(cache) == [3, 4, 9]
+    cache[4] = "again"  # an existing key: nothing dropped
+    assert list(cache) == [3, 4, 9] and cache[4] == "again"
+    assert isinstance(_prim._reorders, _prim.PrimitiveCache) and _prim._reorders.limit >= 256

@@ -482,12 +482,24 @@ MAX_PRIMITIVES = 32
 
 
 class PrimitiveCache(dict[Any, Any]):
-    """A dict of per-layout entries holding the newest MAX_PRIMITIVES (insert under a lock)."""
+    """A dict of per-layout entries holding the newest ``limit`` (MAX_PRIMITIVES by default);
+    inserts are made under a lock."""
+
+    def __init__(self, limit: int = 0) -> None:
+        super().__init__()
+        self.limit = limit
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        if key not in self and len(self) >= MAX_PRIMITIVES:
-            del self[next(iter(self))]
+        if key not in self and len(self) >= (self.limit or MAX_PRIMITIVES):
+            # (another thread may have evicted it first)
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del self[next(iter(self))]
         super().__setitem__(key, value)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
 
 
 # Implementations of oneDNN 3.2 known to compute wrongly, by primitive: the next one is taken.
@@ -580,7 +592,8 @@ class DnnlTensor:
 
 # Reorders by the two layouts' keys; a key does not capture every detail of a layout (int8
 # weights' compensation kind), so each entry is confirmed with dnnl_memory_desc_equal.
-_reorders: dict[tuple[Any, Any], list[tuple[MD, MD, Primitive]]] = {}
+# Reorders and plain layouts are made per shape too: the newest few thousand are kept.
+_reorders: dict[tuple[Any, Any], list[tuple[MD, MD, Primitive]]] = PrimitiveCache(1024)
 _reorder_lock = threading.Lock()
 
 
@@ -644,7 +657,7 @@ def make_concat(mds: list[MD], axis: int, dst_md: MD) -> Primitive:
     return Primitive(make(), "concat", remake=make)
 
 
-_plain_mds: dict[tuple[Any, ...], MD] = {}
+_plain_mds: dict[tuple[Any, ...], MD] = PrimitiveCache(4096)
 
 
 def plain_md(shape: tuple[int, ...], dt: int = L.F32) -> MD:
