@@ -13,6 +13,7 @@ narrower than its stride, whose negative padding onnxruntime's pools refuse.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 
@@ -261,10 +262,12 @@ _BUILDERS: dict[str, Callable[[_Graph], tuple[bytes, np.ndarray]]] = {
     "shape_chain": _shape_chain,
     "conv_pool": _conv_pool,
 }
+# ONNXLITE_RANDOM_SCALE=N runs N times as many seeds (a longer hunt after a kernel change).
+_SCALE = int(os.environ.get("ONNXLITE_RANDOM_SCALE", "1"))
 _CASES = [
     (kind, seed)
     for kind, count in (("cnn", 60), ("attention_mlp", 60), ("shape_chain", 80), ("conv_pool", 120))
-    for seed in range(count)
+    for seed in range(count * _SCALE)
 ]
 
 

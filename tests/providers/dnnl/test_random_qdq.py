@@ -84,7 +84,7 @@ def _network(rng: np.random.Generator) -> tuple[onnx.ModelProto, tuple[int, ...]
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), shape
 
 
-@pytest.mark.parametrize("seed", range(24))
+@pytest.mark.parametrize("seed", range(24 * int(os.environ.get("ONNXLITE_RANDOM_SCALE", "1"))))
 def test_random_qdq_network(seed: int, tmp_path: Any) -> None:
     rng = np.random.default_rng(1000 + seed)
     model, shape = _network(rng)
