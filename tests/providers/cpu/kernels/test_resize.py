@@ -207,3 +207,15 @@ def test_affine_grid(dims, align_corners):
         "size": np.array([2, 3, *dims], np.int64),
     }
     check_node("AffineGrid", ins, {"align_corners": align_corners}, opset=20, **TOL)
+
+
+def test_crop_and_resize_coordinates_in_float32():
+    # the ROI's float32 values give exact coordinates (1.0, 2.0, ...) in float32 arithmetic, as
+    # onnxruntime and onnx.reference compute them; in float64 they came out 1.000000015 and
+    # nearest_mode "ceil" took the next element
+    x = np.arange(6, dtype=np.float32).reshape(1, 1, 1, 6)
+    roi = [0, 0, 0, 0.2, 1, 1, 1, 0.8]
+    attrs = {"mode": "nearest", "nearest_mode": "ceil"}
+    attrs["coordinate_transformation_mode"] = "tf_crop_and_resize"
+    out = _resize(attrs, scales=[1, 1, 1, 1.3], roi=roi, x=x, opset=13)
+    np.testing.assert_array_equal(out.ravel(), [1, 2, 2, 3, 3, 4, 4])

@@ -60,12 +60,17 @@ def _source_coords(ctm, out_len, in_len, scale, roi):
     elif ctm == "tf_half_pixel_for_nn":
         x = (y + 0.5) / scale
     elif ctm == "tf_crop_and_resize":
-        start, end = roi
+        # In float32, as onnxruntime and onnx.reference: the ROI comes as float32, and exact
+        # coordinates (1.0) computed from its rounded values in float64 (1.000000015) would
+        # take the next element under nearest_mode "ceil"
+        f = np.float32
+        start, end = f(roi[0]), f(roi[1])
+        n = f(in_len - 1)
         if out_len > 1:
-            x = y * (end - start) * (in_len - 1) / (out_len - 1)
+            x32 = y.astype(f) * (end - start) * n / f(out_len - 1)
         else:
-            x = np.full(out_len, (end - start) * (in_len - 1) / 2)
-        x = x + start * (in_len - 1)
+            x32 = np.full(out_len, (end - start) * n / f(2), f)
+        x = (x32 + start * n).astype(np.float64)
         extrap = (x < 0) | (x > in_len - 1)
     else:
         raise ValueError(f"unsupported coordinate_transformation_mode {ctm!r}")
