@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .tools import non_negative_int
+
 DEFAULT_MODEL = "squeezenet.onnx"
 DEFAULT_INPUT = "squeezenet_input.npz"
 
@@ -31,17 +33,6 @@ def _default_feeds(sess: Any) -> dict[str, np.ndarray]:
     with np.load(_data_path(DEFAULT_INPUT)) as f:
         image = f["image"].astype(np.float32) / 255.0
     return {sess.get_inputs()[0].name: image}
-
-
-def _feeds_from_file(sess: Any, path: str) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as f:
-        data = {k: f[k] for k in f.files}
-    names = [i.name for i in sess.get_inputs()]
-    if set(data) >= set(names):
-        return {n: data[n] for n in names}
-    if len(data) == len(names):  # positional: arrays in the inputs' order
-        return dict(zip(names, data.values()))
-    raise SystemExit(f"{path}: holds {sorted(data)}, the model's inputs are {names}")
 
 
 def _random_feeds(sess: Any, seed: int = 0) -> dict[str, np.ndarray]:
@@ -80,7 +71,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     sess = onnxlite.InferenceSession(model)
     t_create = time.perf_counter() - t0
     if args.input:
-        feeds = _feeds_from_file(sess, args.input)
+        from .tools.bench import file_feeds
+
+        feeds = file_feeds(sess.get_inputs(), args.input)
     elif args.model is None:
         feeds = _default_feeds(sess)
     else:
@@ -113,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run a model (the bundled SqueezeNet by default)")
     run.add_argument("model", nargs="?", help="path of an .onnx model")
     run.add_argument("--input", help=".npz file with the input arrays (by input name or in order)")
-    run.add_argument("--repeat", type=int, default=20, help="timed runs after the first (default 20)")
+    run.add_argument(
+        "--repeat", type=non_negative_int, default=20, help="timed runs after the first (default 20)"
+    )
     run.set_defaults(fn=cmd_run)
     from .tools.bench import add_bench_parser
     from .tools.inspect import add_inspect_parser

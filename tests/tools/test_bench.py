@@ -15,6 +15,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+import onnxlite
 from onnxlite.tools import bench
 
 
@@ -178,6 +179,19 @@ def test_cli_errors(model_path: str, capsys) -> None:
     assert bench.main([model_path, "-f", "batch:0"]) == 1
     with pytest.raises(SystemExit):
         bench.main([model_path, "--compare", "tensorflow"])
+    for bad in (["-r", "0"], ["--warmup", "-1"], ["-t", "-2"], ["-x", "-1"]):
+        with pytest.raises(SystemExit):
+            bench.main([model_path, *bad])
+        assert "must be >= " in capsys.readouterr().err
+
+
+def test_input_files_that_are_not_npz(model_path: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    sess = onnxlite.InferenceSession(model_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        bench.file_feeds(sess.get_inputs(), str(tmp_path / "missing.npz"))
+    (tmp_path / "model.onnx").write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match=r"is not an \.npz of arrays"):
+        bench.file_feeds(sess.get_inputs(), str(tmp_path / "model.onnx"))
 
 
 def test_add_bench_parser() -> None:

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from . import non_negative_float, non_negative_int, positive_int, read_npz
+
 RUNTIMES = ("onnxlite", "onnxruntime")
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p999", 99.9))
 
@@ -183,8 +185,8 @@ def random_feeds(inputs: list[Any], free_dims: dict[str, int], seed: int = 0) ->
 
 
 def file_feeds(inputs: list[Any], path: str) -> dict[str, Any]:
-    with np.load(path, allow_pickle=False) as f:
-        data = {k: f[k] for k in f.files}
+    """Feeds from an .npz: arrays named after the inputs, or as many arrays in the inputs' order."""
+    data = read_npz(path)
     names = [i.name for i in inputs]
     if set(data) >= set(names):
         return {n: data[n] for n in names}
@@ -655,20 +657,20 @@ def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     p.add_argument("model", help="path of an .onnx model")
-    p.add_argument("-r", "--repeat", type=int, default=100, help="timed runs at most (default 100)")
+    p.add_argument("-r", "--repeat", type=positive_int, default=100, help="timed runs at most (default 100)")
     p.add_argument(
         "-t",
         "--duration",
-        type=float,
+        type=non_negative_float,
         default=10.0,
         help="stop starting new runs after this many seconds (default 10; at least one run)",
     )
-    p.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
+    p.add_argument("--warmup", type=non_negative_int, default=1, help="untimed runs first (default 1)")
     p.add_argument(
         "-x",
         "--intra-op-num-threads",
         dest="intra_op_num_threads",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="SessionOptions.intra_op_num_threads (default 0: the runtime's choice)",
     )

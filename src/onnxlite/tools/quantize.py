@@ -16,6 +16,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from . import positive_int, read_npz
+
 RECIPE_EXTRA = {"MatMulConstBOnly": True, "ActivationPerRow": True}
 
 
@@ -47,8 +49,7 @@ class NpzBatches:
     """Re-iterable feeds from an .npz: arrays by input name, samples on axis 0, cut into batches."""
 
     def __init__(self, path: str, batch_size: int = 1, input_names: list[str] | None = None) -> None:
-        with np.load(path, allow_pickle=False) as z:
-            self.arrays = {k: z[k] for k in z.files}
+        self.arrays = read_npz(path, "calibration")
         if not self.arrays:
             raise ValueError(f"calibration file {path!r} holds no arrays")
         if input_names is not None:
@@ -205,7 +206,9 @@ def add_quantize_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--calibration", metavar="DATA.npz", help="static mode: arrays named by input, samples on axis 0"
     )
-    p.add_argument("--batch-size", type=int, default=1, help="calibration samples per run (default 1)")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=1, help="calibration samples per run (default 1)"
+    )
     p.add_argument("--format", choices=["QDQ", "QOperator"], default="QDQ", help="static output format")
     p.add_argument(
         "--method",
@@ -229,7 +232,9 @@ def add_quantize_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="dynamic: 'accurate' = per-channel weights, per-row symmetric activations, "
         "activation x activation MatMuls in float (what keeps MiniLM at 0.997 cosine)",
     )
-    p.add_argument("--block-size", type=int, default=32, help="int4: block size along K (default 32)")
+    p.add_argument(
+        "--block-size", type=positive_int, default=32, help="int4: block size along K (default 32)"
+    )
     p.add_argument("--asymmetric", action="store_true", help="int4: asymmetric blocks (with zero points)")
     p.add_argument("--keep-io-types", action="store_true", help="fp16: keep float32 inputs and outputs")
     p.set_defaults(fn=cmd_quantize)
