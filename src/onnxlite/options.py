@@ -48,7 +48,30 @@ def _check_bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
-class SessionOptions:
+class _LogLevels:
+    """``log_severity_level`` (0-4) and ``log_verbosity_level`` (>= 0), checked when set."""
+
+    _log_severity = 2
+    _log_verbosity = 0
+
+    @property
+    def log_severity_level(self) -> int:
+        return self._log_severity
+
+    @log_severity_level.setter
+    def log_severity_level(self, value: Any) -> None:
+        self._log_severity = _check_int("log_severity_level", value, 0, 4)
+
+    @property
+    def log_verbosity_level(self) -> int:
+        return self._log_verbosity
+
+    @log_verbosity_level.setter
+    def log_verbosity_level(self, value: Any) -> None:
+        self._log_verbosity = _check_int("log_verbosity_level", value)
+
+
+class SessionOptions(_LogLevels):
     """Options of an InferenceSession (onnxruntime.SessionOptions).
 
     ``intra_op_num_threads`` limits numpy's BLAS threads during runs (0: BLAS decides);
@@ -151,22 +174,6 @@ class SessionOptions:
     def inter_op_num_threads(self, value: Any) -> None:
         self._inter = _check_int("inter_op_num_threads", value)
 
-    @property
-    def log_severity_level(self) -> int:
-        return self._log_severity
-
-    @log_severity_level.setter
-    def log_severity_level(self, value: Any) -> None:
-        self._log_severity = _check_int("log_severity_level", value, 0, 4)
-
-    @property
-    def log_verbosity_level(self) -> int:
-        return self._log_verbosity
-
-    @log_verbosity_level.setter
-    def log_verbosity_level(self, value: Any) -> None:
-        self._log_verbosity = _check_int("log_verbosity_level", value)
-
     def add_session_config_entry(self, key: str, value: str) -> None:
         """Set a session configuration entry (e.g. ``session.disable_cpu_ep_fallback``)."""
         if not isinstance(key, str) or not isinstance(value, str):
@@ -210,7 +217,7 @@ class SessionOptions:
         return False
 
 
-class RunOptions:
+class RunOptions(_LogLevels):
     """Per-run options (onnxruntime.RunOptions); set ``terminate = True`` to cancel runs in flight."""
 
     def __init__(self) -> None:
@@ -220,22 +227,6 @@ class RunOptions:
         self.terminate = False
         self.only_execute_path_to_fetches = False
         self._config: dict[str, str] = {}
-
-    @property
-    def log_severity_level(self) -> int:
-        return self._log_severity
-
-    @log_severity_level.setter
-    def log_severity_level(self, value: Any) -> None:
-        self._log_severity = _check_int("log_severity_level", value, 0, 4)
-
-    @property
-    def log_verbosity_level(self) -> int:
-        return self._log_verbosity
-
-    @log_verbosity_level.setter
-    def log_verbosity_level(self, value: Any) -> None:
-        self._log_verbosity = _check_int("log_verbosity_level", value)
 
     def add_run_config_entry(self, key: str, value: str) -> None:
         self._config[str(key)] = str(value)
