@@ -223,6 +223,9 @@ def _conv_pool(g: _Graph) -> tuple[bytes, np.ndarray]:
     kind = str(r.choice(["Conv", "Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool"]))
     k, s = [int(r.integers(1, 5)) for _ in range(2)], [int(r.integers(1, 4)) for _ in range(2)]
     dil = [int(r.integers(1, 3)) for _ in range(2)] if r.random() < 0.3 else [1, 1]
+    # maps at least as large as the dilated window: onnxruntime refuses an empty output, which
+    # ONNX's formula gives (onnxlite returns it)
+    h, w = max(h, (k[0] - 1) * dil[0] + 1), max(w, (k[1] - 1) * dil[1] + 1)
     attrs: dict[str, object] = {"kernel_shape": k, "strides": s}
     auto_pad = str(r.choice(["NOTSET", "NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"]))
     if auto_pad == "NOTSET":

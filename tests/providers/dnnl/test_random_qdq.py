@@ -48,7 +48,7 @@ def _network(rng: np.random.Generator) -> tuple[onnx.ModelProto, tuple[int, ...]
         return out
 
     n, ch, hw = int(rng.choice([1, 2])), int(rng.choice([3, 8, 16])), int(rng.choice([6, 8, 12]))
-    x, c = "X", ch
+    x, c, size = "X", ch, hw
     for _ in range(int(rng.integers(1, 4))):
         m, k = int(rng.choice([8, 16, 32, 64])), int(rng.choice([1, 3]))
         y = op(
@@ -63,8 +63,8 @@ def _network(rng: np.random.Generator) -> tuple[onnx.ModelProto, tuple[int, ...]
                 "Relu", [op("Conv", [x, const(rng.standard_normal((m, c, 1, 1)) * 0.3), const(np.zeros(m))])]
             )
             y, m = op("Concat", [y, side], axis=1), 2 * m
-        if rng.random() < 0.3:
-            y = op("MaxPool", [y], kernel_shape=[2, 2], strides=[2, 2])
+        if rng.random() < 0.3 and size >= 2:  # (onnxruntime pools a 1x1 map to 1x1, not 0x0)
+            y, size = op("MaxPool", [y], kernel_shape=[2, 2], strides=[2, 2]), size // 2
         x, c = y, m
     if rng.random() < 0.5:
         x = op("Flatten", [op("GlobalAveragePool", [x])])

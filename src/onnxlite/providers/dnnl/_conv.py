@@ -17,8 +17,10 @@ from ._prim import (
     Primitive,
     PrimitiveCache,
     channels_last_strides,
+    check_output_size,
     create,
     empty,
+    empty_on_zero_size,
     into,
     plain_md,
     result,
@@ -176,9 +178,8 @@ class ConvKernel:
         dilations = list(self.dilations_attr or [1] * nsp)
         pads = list(self.pads_attr or [0] * (2 * nsp))
         out, pl, pr = conv_geometry(shape[2:], kernel, strides, dilations, pads, self.auto_pad)
-        if min(out, default=1) < 1:
-            raise ValueError(f"Conv output would be empty for input shape {list(shape)}")
         o, ig = wshape[:2]
+        check_output_size(out, (shape[0], o, *out), np.float32, "Conv", shape)
         w_dims = (g, o // g, ig, *kernel) if g > 1 else tuple(wshape)
         b_md = MD.plain((o,)) if has_b else None
         dst_shape = (shape[0], o, *out)
@@ -287,6 +288,7 @@ class ConvKernel:
         """``self(x, w, b, z)`` for a Z that nothing else reads: the sum is made in its buffer."""
         return self(x, w, b, z, own_z=True)
 
+    @empty_on_zero_size
     def __call__(self, x: Any, w: Any = None, b: Any = None, z: Any = None, own_z: bool = False) -> Any:
         hot = self._hot
         if (

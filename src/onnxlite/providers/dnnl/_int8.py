@@ -20,11 +20,14 @@ from ._conv import conv_geometry
 from ._ops import _Cached
 from ._prim import (
     MD,
+    NP_OF,
     Attr,
     PrimitiveCache,
     channels_last_strides,
+    check_output_size,
     create,
     empty,
+    empty_on_zero_size,
     into,
     make_concat,
     make_reorder,
@@ -121,9 +124,8 @@ class IntConvKernel(_IntKernel):
         d = list(self.dilations or [1] * nsp)
         p = list(self.pads or [0] * (2 * nsp))
         out, pl, pr = conv_geometry(x.shape[2:], k, s, d, p, self.auto_pad)
-        if min(out, default=1) < 1:
-            raise ValueError(f"output would be empty for input shape {list(x.shape)}")
         o = w.shape[0]
+        check_output_size(out, (x.shape[0], o, *out), NP_OF[ydt], "Conv", x.shape)
         w_dims = (g, o // g, w.shape[1], *k) if g > 1 else tuple(w.shape)
         w_mask = (3 if g > 1 else 1) if per_oc else 0
         xdt = L.DT_OF[x.dtype]
@@ -174,6 +176,7 @@ class IntConvKernel(_IntKernel):
             )
         return zx, xs_v, ws_v, ys_v, yzp_v, bias
 
+    @empty_on_zero_size
     def run(
         self,
         x: Any,

@@ -14,13 +14,16 @@ from ._conv import conv_geometry
 from ._lib import DnnlError
 from ._prim import (
     MD,
+    NP_OF,
     Attr,
     DnnlTensor,
     Primitive,
     PrimitiveCache,
     channels_last_strides,
+    check_output_size,
     create,
     empty,
+    empty_on_zero_size,
     into,
     make_concat,
     make_reorder,
@@ -202,8 +205,7 @@ class PoolKernel(_Cached):
                         o -= 1  # the last window must start inside the input or its left pad
                     out[i] = o
                     pr[i] = max(pr[i], (o - 1) * s[i] + dk - sp[i] - pl[i])
-        if min(out, default=1) < 1:
-            raise ValueError(f"pooling output would be empty for input shape {list(xmd.shape)}")
+        check_output_size(out, (*xmd.shape[:2], *out), NP_OF[xmd.dt], "pooling", xmd.shape)
         dst_any = MD.any((xmd.shape[0], xmd.shape[1], *out), xmd.dt)  # 8-bit in QDQ models
         prim = create(
             "pooling_forward_primitive_desc_create",
@@ -220,7 +222,15 @@ class PoolKernel(_Cached):
         )
         return prim, prim.md(L.Q_DST_MD)
 
+    @empty_on_zero_size
     def __call__(self, x: Any) -> Any:
+        if self.kernel_shape is None and 0 in np.shape(x)[2:]:
+            # a global pool over empty maps (oneDNN has no primitive for it): the numpy kernel's
+            # answer, so that both providers agree (NaN averages; no maximum at all)
+            from ..cpu.kernels import pool as cpu_pool
+
+            fn = cpu_pool.global_max_pool if self.alg == L.POOL_MAX else cpu_pool.global_average_pool
+            return fn(np.asarray(x))
         if np.shape(x)[0] == 0:  # an empty batch: the output shape of a batch of one
             one = source(np.zeros((1, *np.shape(x)[1:]), np.float32))[0]
             _, dmd = self.entry(one.key, lambda: self._build(one))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import math
 import threading
 from ctypes import byref, c_int, c_int32, c_int64, c_void_p
@@ -246,6 +247,38 @@ def _work_us(pd: c_void_p, what: str) -> float:
             per_out /= float(math.prod(wei.shape[:-2]))
         t = max(t, 2.0 * dst_n * per_out / _CORE_FLOPS_PER_US)
     return t
+
+
+class EmptyOutput(ValueError):
+    """A primitive's output would have a zero-length axis (valid ONNX: a window that fits at no
+    position); the kernel returns an empty array of that shape, as the numpy kernels do."""
+
+    def __init__(self, shape: Any, dtype: Any) -> None:
+        super().__init__(f"empty output of shape {list(shape)}")
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+
+
+def check_output_size(out: Any, shape: Any, dtype: Any, what: str, in_shape: Any) -> None:
+    """Raise EmptyOutput for an output axis of length 0, ValueError for a negative one."""
+    low = min(out, default=1)
+    if low < 0:
+        raise ValueError(f"{what} output would have a negative size for input shape {list(in_shape)}")
+    if low == 0:
+        raise EmptyOutput(shape, dtype)
+
+
+def empty_on_zero_size(fn: Any) -> Any:
+    """Decorate a kernel's call: an EmptyOutput becomes the empty array it describes."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EmptyOutput as e:
+            return np.zeros(e.shape, e.dtype)
+
+    return call
 
 
 class Primitive:
