@@ -104,3 +104,22 @@ def test_infinite_values_are_not_dropped(method):
     c.update("mask", np.array([0.0, 0.0], dtype=np.float32))
     lo, _ = c.ranges()["mask"]
     assert lo == -np.inf  # the static quantizer then leaves the tensor in float
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "message"),
+    [
+        ([1, 2], TypeError, "calibration feed 0 is of type int"),
+        (5, TypeError, "must be a CalibrationDataReader .* got int"),
+        (
+            [{"nope": np.zeros((4, 3, 16, 16), np.float32)}],
+            ValueError,
+            r"feed 0 holds \['nope'\]; the model's inputs are \['x'\]",
+        ),
+        ([], ValueError, "gave no feeds"),
+    ],
+)
+def test_bad_calibration_data_is_named(data, error, message):
+    proto = model_to_proto(__import__("onnxlite.ir.load", fromlist=["load_model"]).load_model(convnet()))
+    with pytest.raises(error, match=message):
+        collect(proto, ["c1"], data, create_calibrator(CalibrationMethod.MinMax))

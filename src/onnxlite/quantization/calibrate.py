@@ -40,15 +40,24 @@ class CalibrationDataReader(abc.ABC):
 
 
 def iter_feeds(data: Any) -> Iterator[Mapping[str, Any]]:
-    """Feeds from a CalibrationDataReader, or any iterable of dicts."""
+    """Feeds from a CalibrationDataReader, or any iterable of dicts; TypeError for anything else."""
     if hasattr(data, "get_next") and not isinstance(data, CalibrationDataReader):
-        while True:
-            r = data.get_next()
-            if r is None:
-                return
-            yield r
+        items: Any = iter(data.get_next, None)
     else:
-        yield from data
+        try:
+            items = iter(data)
+        except TypeError:
+            raise TypeError(
+                "the calibration data must be a CalibrationDataReader (get_next() returning feed "
+                f"dicts) or an iterable of feed dicts, got {type(data).__name__}"
+            ) from None
+    for i, r in enumerate(items):
+        if not isinstance(r, Mapping):
+            raise TypeError(
+                f"calibration feed {i} is of type {type(r).__name__}: the reader must give dicts of "
+                "input name -> array"
+            )
+        yield r
 
 
 # -- strategies ---------------------------------------------------------------------------------
@@ -322,6 +331,10 @@ def collect(
         n = 0
         for feed in iter_feeds(data):
             f = {k: v for k, v in feed.items() if k in input_names}
+            if not f and feed:
+                raise ValueError(
+                    f"calibration feed {n} holds {sorted(feed)}; the model's inputs are {sorted(input_names)}"
+                )
             outs = sess.run(None, f)
             for t, v in zip(out_names, outs):
                 if t in wanted and isinstance(v, np.ndarray) and v.dtype.kind == "f":
