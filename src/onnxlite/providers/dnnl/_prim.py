@@ -543,12 +543,14 @@ FAULTY_IMPLS = {"convolution_forward_primitive_desc_create": ("jit_1x1:avx512_co
 
 
 def impl_name(pd: c_void_p) -> str:
+    """The implementation a primitive descriptor holds (as ONEDNN_VERBOSE names it)."""
     s = ctypes.c_char_p()
     load().primitive_desc_query(pd, L.Q_IMPL_INFO, 0, byref(s))
     return (s.value or b"").decode()
 
 
 def _skip_faulty(pd: c_void_p, fn_name: str) -> c_void_p:
+    """``pd`` moved past the implementations FAULTY_IMPLS lists for its primitive."""
     faulty = FAULTY_IMPLS.get(fn_name)
     if not faulty:
         return pd
