@@ -49,7 +49,8 @@ def _check_bool(name: str, value: Any) -> bool:
 
 
 class _LogLevels:
-    """``log_severity_level`` (0-4) and ``log_verbosity_level`` (>= 0), checked when set."""
+    """``log_severity_level`` (0-4, default 2) and ``log_verbosity_level`` (>= 0, default 0),
+    checked when set."""
 
     _log_severity = 2
     _log_verbosity = 0
@@ -91,8 +92,6 @@ class SessionOptions(_LogLevels):
         self._order = ExecutionOrder.DEFAULT
         self._intra = 0
         self._inter = 0
-        self._log_severity = 2
-        self._log_verbosity = 0
         self.enable_profiling = False
         self.profile_file_prefix = "onnxruntime_profile_"
         self.optimized_model_filepath = ""
@@ -221,8 +220,6 @@ class RunOptions(_LogLevels):
     """Per-run options (onnxruntime.RunOptions); set ``terminate = True`` to cancel runs in flight."""
 
     def __init__(self) -> None:
-        self.log_severity_level = 2
-        self.log_verbosity_level = 0
         self.logid = ""
         self.terminate = False
         self.only_execute_path_to_fetches = False

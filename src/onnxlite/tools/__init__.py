@@ -10,15 +10,17 @@ def read_npz(path: str, what: str = "input") -> dict[str, Any]:
     """The arrays of an .npz file, by name; a clear error for anything else."""
     import numpy as np
 
+    bad = ValueError(f"{what} file {path!r} is not an .npz of arrays (as np.savez writes)")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise ValueError("it holds one array, not named arrays")
-            return {k: f[k] for k in f.files}
+        f = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise ValueError(f"{what} file {path!r} does not exist") from None
     except (OSError, ValueError):  # numpy's own message speaks of pickles: not the point here
-        raise ValueError(f"{what} file {path!r} is not an .npz of arrays (as np.savez writes)") from None
+        raise bad from None
+    if not isinstance(f, np.lib.npyio.NpzFile):  # an .npy: one array, not named ones
+        raise bad
+    with f:
+        return {k: f[k] for k in f.files}
 
 
 def non_negative_int(text: str) -> int:
