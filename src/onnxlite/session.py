@@ -132,6 +132,7 @@ class InferenceSession:
             # of the model.
             self._save_model(so.optimized_model_filepath)
         self._build(providers, provider_options)
+        arena.release_freed(sum(getattr(v, "nbytes", 0) for v in self._model.graph.initializers.values()))
         if self._profiler is not None:
             self._profiler.session_event("session_initialization", t0, time.perf_counter_ns())
 
