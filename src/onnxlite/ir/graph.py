@@ -23,6 +23,11 @@ class ValueInfo:
     doc: str = ""
 
 
+class InternalAttr:
+    """Base of attribute values that are onnxlite's own execution details (the function a
+    Gradient node differentiates, :mod:`.gradient`): never written to a model."""
+
+
 # Nodes compare (and hash) by identity: two nodes with the same fields are still two nodes, and
 # list.index / ``in`` on node lists then cost one comparison each, not a comparison of all fields.
 @dataclass(eq=False)

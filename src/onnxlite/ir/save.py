@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnx
 from onnx import helper, numpy_helper
 
-from .graph import Graph, Model, Node, to_attribute
+from .graph import Graph, InternalAttr, Model, Node, to_attribute
 
 
 def _node_to_proto(n: Node) -> onnx.NodeProto:
@@ -13,6 +13,8 @@ def _node_to_proto(n: Node) -> onnx.NodeProto:
     if n.doc:
         p.doc_string = n.doc
     for k, v in n.attrs.items():
+        if isinstance(v, InternalAttr):
+            continue
         if isinstance(v, Graph):
             p.attribute.append(helper.make_attribute(k, graph_to_proto(v)))
         elif isinstance(v, list) and v and isinstance(v[0], Graph):

@@ -1,15 +1,22 @@
-"""Optimizer kernels of the ``ai.onnx.preview.training`` domain: Adagrad, Adam and Momentum.
+"""Kernels of the ``ai.onnx.preview.training`` domain: the optimizers Adagrad, Adam and
+Momentum, and Gradient (reverse-mode differentiation, :mod:`._derivatives`).
 
-Each takes ``R`` (learning rate), ``T`` (update count) and then n tensors per group (X..., G...,
+Each optimizer takes ``R`` (learning rate), ``T`` (update count) and then n tensors per group (X..., G...,
 state...), and returns the updated groups in the same order (X_new..., state_new...). The update
 is computed in float64 and cast back to each tensor's dtype.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
+from ....ir.gradient import FUNCTION_ATTR, Function
+from ...registry import NodeInfo
 from ..registry import kernel
+from ._derivatives import Program
 
 DOMAIN = "ai.onnx.preview.training"
 
@@ -93,3 +100,19 @@ def momentum(r, t, *xs, alpha=None, beta=None, mode=None, norm_coefficient=None)
         new_x.append((_f64(x) - lr * d).astype(np.asarray(x).dtype))
         new_v.append(v2.astype(np.asarray(v).dtype))
     return (*new_x, *new_v)
+
+
+@kernel("Gradient", since=1, domain=DOMAIN, factory=True)
+def make_gradient(info: NodeInfo) -> Callable[..., Any]:
+    fn = info.attrs.get(FUNCTION_ATTR)
+    if not isinstance(fn, Function):
+        # captured when the model is loaded; a node added to the graph later has none
+        raise ValueError(f"{info.describe()}: the function to differentiate was not captured at load")
+    program = Program(fn, info.opsets, info.describe())
+    single = info.n_outputs == 1
+
+    def gradient(*values: Any) -> Any:
+        out = program(*values)
+        return out[0] if single else out
+
+    return gradient
