@@ -14,7 +14,7 @@ from google.protobuf.message import DecodeError
 from ..errors import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
 from ..types import np_dtype
 from . import _wire
-from .gradient import capture_gradients
+from .gradient import TRAINING_DOMAIN, capture_gradients
 from .graph import Graph, Model, graph_from_proto
 from .verify import verify_nodes
 
@@ -231,7 +231,8 @@ def load_model(source: Any, infer_types: bool = True) -> Model:
     except Exception as e:
         raise Fail(f"cannot read the model's tensors: {e}") from None
     validate_graph(graph, opsets, outer=set())
-    capture_gradients(graph)
+    if TRAINING_DOMAIN in opsets:  # (validate_graph checked that every node's domain is imported)
+        capture_gradients(graph)
     meta = {p.key: p.value for p in proto.metadata_props}
     return Model(
         graph=graph,
