@@ -4,7 +4,9 @@ A Gradient node names its function by attributes only: ``y`` is computed from ``
 other nodes of the same graph, and the node's inputs are the values to differentiate at (for xs,
 then zs). Those nodes are copied out at load, before the optimizer may fuse, fold or drop them
 (``y`` need not be an output of the model), into a :class:`Function` that the CPU kernel evaluates
-and differentiates in reverse mode (:mod:`onnxlite.providers.cpu.kernels._derivatives`).
+and differentiates in reverse mode (:mod:`onnxlite.providers.cpu.kernels._derivatives`). The
+optimizer keeps those nodes in the graph as they are (:func:`function_values`), so that a saved
+optimized model still defines every Gradient's function.
 """
 
 from __future__ import annotations
@@ -39,6 +41,19 @@ def capture_gradients(graph: Graph) -> None:
             capture_gradients(sub)
         if node.op_type == "Gradient" and node.domain == TRAINING_DOMAIN:
             node.attrs[FUNCTION_ATTR] = _capture(node, graph)
+
+
+def function_values(graph: Graph) -> set[str]:
+    """What the Gradient nodes of ``graph`` differentiate: ``y``, the values computed on the way
+    and the constants read. Graph passes treat them as graph outputs."""
+    out: set[str] = set()
+    for node in graph.nodes:
+        fn = node.attrs.get(FUNCTION_ATTR)
+        if isinstance(fn, Function):
+            out.add(fn.y)
+            out.update(o for n in fn.nodes for o in n.outputs if o)
+            out.update(fn.constants)
+    return out
 
 
 def _copy(n: Node) -> Node:

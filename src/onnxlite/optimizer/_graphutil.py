@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from ..ir.gradient import TRAINING_DOMAIN, function_values
 from ..ir.graph import Graph, Node, ValueInfo
 from ..ir.load import toposort
 from ..types import np_dtype, onnx_type
@@ -89,6 +90,8 @@ class GraphIndex:
         self.consumers: dict[str, list[Node]] = {}
         self.implicit: dict[str, list[Node]] = {}  # value -> nodes whose subgraphs read it
         self.graph_outputs = {o.name for o in graph.outputs}
+        if ctx.opset(TRAINING_DOMAIN):
+            self.graph_outputs |= function_values(graph)  # kept as they are, as outputs are
         self.graph_inputs = {v.name for v in graph.inputs}
         self._dropped_inputs: set[str] = set()  # left out of graph.inputs at commit
         self._removed: set[int] = set()

@@ -1,12 +1,14 @@
 """Dead code elimination: nodes none of whose outputs is used, and unused initializers.
 
-Graph outputs are roots and graph inputs are never removed. An unused initializer that is also a
+Graph outputs (and the values Gradient nodes differentiate) are roots and graph inputs are never
+removed. An unused initializer that is also a
 graph input stays when IR >= 4 (callers may feed it: it is part of the interface); under IR 3,
 where every initializer is listed as an input, both go together.
 """
 
 from __future__ import annotations
 
+from ..ir.gradient import TRAINING_DOMAIN, function_values
 from ..ir.graph import Graph
 from .base import PassContext
 
@@ -17,6 +19,8 @@ class DeadCode:
 
     def __call__(self, graph: Graph, ctx: PassContext) -> bool:
         used = {o.name for o in graph.outputs}
+        if ctx.opset(TRAINING_DOMAIN):
+            used |= function_values(graph)  # what Gradient nodes differentiate stays defined
         keep = []
         for node in reversed(graph.nodes):
             if any(o and o in used for o in node.outputs):

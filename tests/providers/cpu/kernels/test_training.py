@@ -303,6 +303,12 @@ def test_gradient_survives_the_optimizer_and_a_saved_optimized_model(tmp_path):
     saved = onnx.load(str(tmp_path / "opt.onnx"))
     grad = next(n for n in saved.graph.node if n.op_type == "Gradient")
     assert sorted(a.name for a in grad.attribute) == ["xs", "y"]  # no execution details written
+    # the optimizer left the function's nodes alone (no Gemm, no fused Relu): the saved model
+    # still defines it, and gives the same gradients
+    assert [n.op_type for n in saved.graph.node] == ["MatMul", "Add", "Relu", "Gradient"]
+    again = onnxlite.InferenceSession(str(tmp_path / "opt.onnx"), providers=["CPUExecutionProvider"])
+    for g, w in zip(again.run(None, inputs), got):
+        np.testing.assert_array_equal(g, w)
 
 
 def test_gradient_of_float32_scalars_as_the_suite_feeds_them():
