@@ -1,9 +1,9 @@
 """Kernels of the ``ai.onnx.preview.training`` domain: the optimizers Adagrad, Adam and
 Momentum, and Gradient (reverse-mode differentiation, :mod:`._derivatives`).
 
-Each optimizer takes ``R`` (learning rate), ``T`` (update count) and then n tensors per group (X..., G...,
-state...), and returns the updated groups in the same order (X_new..., state_new...). The update
-is computed in float64 and cast back to each tensor's dtype.
+Each optimizer takes ``R`` (learning rate), ``T`` (update count) and then n tensors per group
+(X..., G..., state...), and returns the updated groups in the same order (X_new...,
+state_new...). The update is computed in float64 and cast back to each tensor's dtype.
 """
 
 from __future__ import annotations
