@@ -149,6 +149,36 @@ def test_external_data_escaping_folder_refused(tmp_path) -> None:  # type: ignor
         onnxlite.InferenceSession(str(sub / "m.onnx"))
 
 
+def test_external_data_of_attribute_and_subgraph_tensors_is_checked_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    def escaping(name: str) -> TensorProto:
+        t = numpy_helper.from_array(np.zeros(3, np.float32), name)
+        t.ClearField("raw_data")
+        t.data_location = TensorProto.EXTERNAL
+        t.external_data.add(key="location", value=f"../{name}.bin")
+        return t
+
+    const = onnx.helper.make_node("Constant", [], ["c"], value=escaping("in_attribute"))
+    branch = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["k"], ["o"])],
+        "b",
+        [],
+        [onnx.helper.make_tensor_value_info("o", TensorProto.FLOAT, [3])],
+        [escaping("in_subgraph")],
+    )
+    cond = onnx.helper.make_node("If", ["flag"], ["o"], then_branch=branch, else_branch=branch)
+    for nodes in ([const], [cond]):
+        g = onnx.helper.make_graph(
+            nodes,
+            "g",
+            [onnx.helper.make_tensor_value_info("flag", TensorProto.BOOL, [])],
+            [onnx.helper.make_tensor_value_info(nodes[0].output[0], TensorProto.FLOAT, [3])],
+        )
+        m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 17)])
+        (tmp_path / "m.onnx").write_bytes(m.SerializeToString())
+        with pytest.raises(InvalidGraph, match="escapes the model's folder"):
+            onnxlite.InferenceSession(str(tmp_path / "m.onnx"))
+
+
 def test_external_data_missing_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     m = mlp()
     path = tmp_path / "ext.onnx"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import mmap
 import os
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -110,13 +112,44 @@ def _parse(data: bytes, where: str) -> onnx.ModelProto:
     return m
 
 
+def _graph_tensors(g: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor a graph holds: initializers (dense and sparse), node attributes, subgraphs."""
+    yield from g.initializer
+    for sp in g.sparse_initializer:
+        yield from (sp.values, sp.indices)
+    for n in g.node:
+        yield from _attribute_tensors(n.attribute)
+
+
+def _attribute_tensors(attrs: Iterable[onnx.AttributeProto]) -> Iterator[onnx.TensorProto]:
+    kinds = onnx.AttributeProto
+    for a in attrs:
+        kind = a.type
+        if kind == kinds.TENSOR:
+            yield a.t
+        elif kind == kinds.TENSORS:
+            yield from a.tensors
+        elif kind == kinds.SPARSE_TENSOR:
+            yield from (a.sparse_tensor.values, a.sparse_tensor.indices)
+        elif kind == kinds.SPARSE_TENSORS:
+            for sp in a.sparse_tensors:
+                yield from (sp.values, sp.indices)
+        elif kind == kinds.GRAPH:
+            yield from _graph_tensors(a.g)
+        elif kind == kinds.GRAPHS:
+            for sub in a.graphs:
+                yield from _graph_tensors(sub)
+
+
 def _check_external_data(m: onnx.ModelProto, base_dir: str | None) -> None:
     """Refuse external data locations that escape the model's folder, and missing files."""
-    from onnx.external_data_helper import _get_all_tensors, uses_external_data
-
+    external = onnx.TensorProto.EXTERNAL
     root = os.path.realpath(base_dir or os.getcwd())
-    for t in _get_all_tensors(m):
-        if not uses_external_data(t):
+    tensors = itertools.chain(
+        _graph_tensors(m.graph), *(_attribute_tensors(n.attribute) for f in m.functions for n in f.node)
+    )
+    for t in tensors:
+        if t.data_location != external:
             continue
         info = {e.key: e.value for e in t.external_data}
         loc = info.get("location", "")
