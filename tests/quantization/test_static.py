@@ -361,3 +361,54 @@ class _Reader:
 
     def get_next(self):  # type: ignore[no-untyped-def]
         return next(self._it, None)
+
+
+@pytest.mark.parametrize("act", ["QInt16", "QUInt16", "QInt8"])
+def test_models_quantized_by_onnxruntime_with_contrib_qdq_ops_run(conv_path, tmp_path, act):
+    # onnxruntime's quantizer writes com.microsoft QuantizeLinear/DequantizeLinear for 16-bit
+    # QDQ below opset 21 (and for any type with UseQDQContribOps)
+    ort = pytest.importorskip("onnxruntime")
+    oq = pytest.importorskip("onnxruntime.quantization")
+
+    class Reader(oq.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter(conv_feeds(4))
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    out = tmp_path / "q.onnx"
+    oq.quantize_static(
+        str(conv_path),
+        str(out),
+        Reader(),
+        activation_type=getattr(oq.QuantType, act),
+        weight_type=oq.QuantType.QInt8,
+        extra_options={"UseQDQContribOps": True},
+    )
+    m = onnx.load(str(out))
+    assert {n.domain for n in m.graph.node if n.op_type.endswith("quantizeLinear")} == {"com.microsoft"}
+    feeds = conv_feeds(2, seed=3)
+    r, g, t = _run(conv_path, feeds), _run(out, feeds), _run(out, feeds, ort)
+    for ri, gi, ti in zip(r, g, t):
+        scale = np.abs(ri).max()
+        assert np.abs(ti - ri).max() < 0.08 * scale  # the quantized model is a fair one
+        assert np.abs(gi - ti).max() < 0.01 * scale
+
+
+@pytest.mark.parametrize("act", [QuantType.QInt16, QuantType.QUInt8])
+def test_use_qdq_contrib_ops_writes_com_microsoft_qdq_at_the_models_opset(conv_path, tmp_path, act):
+    ort = pytest.importorskip("onnxruntime")
+    out = tmp_path / "q.onnx"
+    quantize_static(
+        conv_path, out, conv_feeds(4), activation_type=act, extra_options={"UseQDQContribOps": True}
+    )
+    m = onnx.load(str(out))
+    opsets = {o.domain: o.version for o in m.opset_import}
+    assert opsets[""] == 17 and opsets["com.microsoft"] == 1  # no opset 21 for 16 bits
+    qdq = [n for n in m.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qdq and {n.domain for n in qdq} == {"com.microsoft"}
+    feeds = conv_feeds(1, seed=5)
+    r, g, t = _run(conv_path, feeds)[0], _run(out, feeds)[0], _run(out, feeds, ort)[0]
+    assert np.abs(t - r).max() < 0.08 * np.abs(r).max()
+    assert np.abs(g - t).max() < 0.03 * np.abs(r).max()

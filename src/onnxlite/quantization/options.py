@@ -21,8 +21,9 @@ class ExtraOptions:
     onnxlite adds the keys in :data:`ONNXLITE_KEYS` (not in onnxruntime).
 
     Accepted with no effect, and why: ``CalibStridedMinMax`` (calibration already streams with
-    bounded memory); ``EnableSubgraph`` and ``UseQDQContribOps`` warn when set (If/Loop bodies stay
-    float; Q/DQ are always the standard ops).
+    bounded memory); ``EnableSubgraph`` warns when set (If/Loop bodies stay float).
+    ``UseQDQContribOps`` writes the Q/DQ nodes of the QDQ format in the com.microsoft domain, as
+    onnxruntime does (16-bit and 4-bit types then need no opset 21; float8 stays standard).
     """
 
     ActivationSymmetric: bool = False
@@ -143,7 +144,7 @@ def parse_extra_options(opts: Mapping[str, Any] | None) -> ExtraOptions:
         raise ValueError("extra_options['CalibMovingAverageConstant'] must be in (0, 1]")
     if not 0.0 < kw.get("CalibPercentile", 99.999) <= 100.0:
         raise ValueError("extra_options['CalibPercentile'] must be in (0, 100]")
-    for key in ("EnableSubgraph", "UseQDQContribOps"):
+    for key in ("EnableSubgraph",):
         if kw.get(key):
             warnings.warn(
                 f"extra_options[{key!r}] is not implemented in onnxlite and has no effect", stacklevel=3

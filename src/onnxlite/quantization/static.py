@@ -20,6 +20,8 @@ from .options import QuantConfig, StaticQuantConfig
 from .qmath import QParams, compute_scale_zp, quantize_bias, quantize_weight
 from .types import QuantFormat, QuantType, qrange
 
+MS_DOMAIN = "com.microsoft"
+
 
 @dataclass(frozen=True)
 class OpRule:
@@ -385,6 +387,8 @@ class StaticQuantizer:
                 new_nodes.extend(pending.pop(t))
         self.rw.graph.nodes = _toposort(new_nodes, self.rw)
         self._bump_opset()
+        if _contrib_qdq(self.cfg):
+            self._use_contrib_qdq()
         if self.cfg.quant_format is QuantFormat.QOperator:
             to_qoperator(self.rw, use_contrib=not self.x.QOperatorStandardOnly)
         _remove_dead(self.rw)
@@ -397,14 +401,33 @@ class StaticQuantizer:
             self.model.opsets[""] = need
             self.model.ir_version = max(self.model.ir_version, {10: 5, 13: 7, 19: 9, 21: 10}[need])
 
+    def _use_contrib_qdq(self) -> None:
+        """Move the integer Q/DQ nodes to the com.microsoft domain (float8 ones stay standard:
+        the contrib ops do not take it)."""
+        moved = False
+        for n in self.rw.graph.nodes:
+            if n.op_type not in ("QuantizeLinear", "DequantizeLinear") or n.domain:
+                continue
+            zp = self.rw.const(n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] else None
+            if zp is not None and zp.dtype.kind in "iu":
+                n.domain = MS_DOMAIN
+                moved = True
+        if moved:
+            self.rw.use_domain(MS_DOMAIN)
+
+
+def _contrib_qdq(cfg: QuantConfig) -> bool:
+    return bool(cfg.extra_options.UseQDQContribOps) and getattr(cfg, "quant_format", None) is QuantFormat.QDQ
+
 
 def required_opset(cfg: QuantConfig, types: set[QuantType] | None = None) -> int:
-    """The default-domain opset the Q/DQ nodes need (per-axis parameters, 8-bit floats, 4 bits)."""
+    """The default-domain opset the Q/DQ nodes need (per-axis parameters, 8-bit floats, 4 bits;
+    com.microsoft Q/DQ take 16-bit and 4-bit types at any opset)."""
     types = (types or set()) | {cfg.weight_type, cfg.activation_type}
     need = 13 if cfg.per_channel else 10
     if any(t.is_float8 for t in types):
         need = max(need, 19)
-    if any(t.needs_opset21 for t in types):
+    if any(t.needs_opset21 for t in types) and not _contrib_qdq(cfg):
         need = max(need, 21)
     return need
 

@@ -61,6 +61,42 @@ def _q(dtype, *shape):
     return rng.integers(info.min, info.max + 1, shape).astype(dtype)
 
 
+# ---------------------------------------------------------------- QuantizeLinear / DequantizeLinear
+
+
+@pytest.mark.parametrize("qtype", [np.int8, np.uint8, np.int16, np.uint16])
+@pytest.mark.parametrize("per_axis", [False, True])
+@pytest.mark.parametrize("xtype", [f32, np.float16])
+def test_ms_quantize_dequantize_linear(qtype, per_axis, xtype):
+    x = (rng.standard_normal((2, 3, 4)) * 50).astype(xtype)
+    n = 3 if per_axis else 1
+    scale = rng.uniform(0.05, 0.5, n).astype(xtype)
+    info = np.iinfo(qtype)
+    zp = rng.integers(info.min // 4, info.max // 4 + 1, n).astype(qtype)
+    if not per_axis:
+        scale, zp = scale.reshape(()), zp.reshape(())
+    q = check(
+        "QuantizeLinear", {"x": x, "y_scale": scale, "y_zero_point": zp}, {"axis": 1}, inits=("y_scale",)
+    )
+    check("DequantizeLinear", {"x": q[0], "x_scale": scale, "x_zero_point": zp}, {"axis": 1}, rtol=1e-3)
+
+
+def test_ms_quantize_linear_without_zero_point_is_uint8_and_axis_defaults_to_1():
+    x = (rng.standard_normal((2, 3)) * 10).astype(f32)
+    (q,) = check("QuantizeLinear", {"x": x, "y_scale": np.array([0.1, 0.2, 0.3], f32)})
+    assert q.dtype == np.uint8
+    check("DequantizeLinear", {"x": _q(np.int16, 2, 3), "x_scale": np.array([0.1, 0.2, 0.3], f32)})
+
+
+def test_ms_dequantize_linear_names_a_scale_that_does_not_fit():
+    model = _model("DequantizeLinear", {"x": _q(np.int8, 2, 3), "s": np.ones(4, f32)}, {"axis": 1}, ["y"], ())
+    sess = onnxlite.InferenceSession(model.SerializeToString())
+    with pytest.raises(
+        Exception, match="per-axis quantization along axis 1: the scale/zero point has 4 values"
+    ):
+        sess.run(None, {"x": _q(np.int8, 2, 3), "s": np.ones(4, f32)})
+
+
 # --------------------------------------------------------------------------- MatMulNBits
 
 

@@ -1,5 +1,7 @@
-"""com.microsoft quantized ops: MatMulNBits, MatMulIntegerToFloat, DynamicQuantizeMatMul, QGemm,
-the QLinear elementwise / pooling / concat ops, QAttention and DynamicQuantizeLSTM.
+"""com.microsoft quantized ops: QuantizeLinear and DequantizeLinear (the forms onnxruntime's
+quantizer writes for 16-bit and 4-bit QDQ models below opset 21), MatMulNBits,
+MatMulIntegerToFloat, DynamicQuantizeMatMul, QGemm, the QLinear elementwise / pooling / concat
+ops, QAttention and DynamicQuantizeLSTM.
 
 Integer products run as float64 GEMMs on zero-point-shifted operands (exact for 8-bit operands);
 requantization follows onnxruntime's MLAS: float32 multipliers, round half to even, saturate.
@@ -17,11 +19,12 @@ from .contrib_attention import attention_from_qkv
 from .conv import compute_dtype
 from .linalg import exact_int_matmul
 from .pool import average_pool
-from .quantize import dynamic_quantize_linear
+from .quantize import dequantize_linear, dynamic_quantize_linear, quantize_linear
 from .rnn import _activations, _clipper
 
 MS = "com.microsoft"
 _F32 = np.float32
+_FLOAT = 1  # TensorProto.FLOAT
 
 
 def _scalar(v, default=0.0):
@@ -96,6 +99,22 @@ def _dequant_nbits(b, scales, zero_points, g_idx, *, K, N, bits, block_size, ct)
     else:
         w = ((q - zp[..., None]) * sc[..., None]).reshape(N, -1)[:, :K]
     return np.ascontiguousarray(w.T)
+
+
+@kernel("QuantizeLinear", since=1, domain=MS)
+def ms_quantize_linear(x, y_scale, y_zero_point=None, *, axis=1):
+    """ONNX QuantizeLinear (per tensor or per axis) for int8/uint8/int16/uint16/int4/uint4 outputs;
+    float16 input is divided in float32, as onnxruntime does (float16 division rounds some
+    quotients to the other side of a half)."""
+    return quantize_linear(
+        x, y_scale, y_zero_point, axis=axis, precision=_FLOAT if x.dtype.itemsize < 4 else 0
+    )
+
+
+@kernel("DequantizeLinear", since=1, domain=MS)
+def ms_dequantize_linear(x, x_scale, x_zero_point=None, *, axis=1):
+    """ONNX DequantizeLinear (per tensor or per axis); the output has the scale's type."""
+    return dequantize_linear(x, x_scale, x_zero_point, axis=axis)
 
 
 @kernel("MatMulNBits", since=1, domain=MS, factory=True)
