@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnxlite as ort
 from onnxlite import plan as plan_mod
+from onnxlite.errors import NotImplemented_
 
 mk = helper.make_node
 
@@ -154,3 +157,26 @@ def test_shape_values_from_several_threads(monkeypatch) -> None:  # type: ignore
     with ThreadPoolExecutor(4) as pool:
         for f in [pool.submit(work, k) for k in range(4)]:
             f.result()
+
+
+@pytest.mark.parametrize(
+    ("domain", "hint"),
+    [
+        ("org.example", r"no function body$"),
+        ("com.microsoft.nchwc", r"save the model at ORT_ENABLE_EXTENDED\)$"),
+    ],
+)
+def test_an_op_nothing_implements_is_named_with_a_hint_where_one_helps(domain, hint) -> None:
+    node = helper.make_node("Conv", ["x"], ["y"], name="c", domain=domain)
+    g = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid(domain, 1)]
+    m = helper.make_model(g, opset_imports=opsets)
+    with pytest.raises(NotImplemented_) as e:
+        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert f"op 'Conv' of domain '{domain}' at opset 1 has no kernel" in str(e.value)
+    assert re.search(hint, str(e.value))

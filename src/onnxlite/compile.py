@@ -290,5 +290,13 @@ def _unknown_op(node: Node, opsets: Mapping[str, int]) -> NotImplemented_:
     return NotImplemented_(
         f"Could not find an implementation for {node.op_type}({opset}) node with name "
         f"'{node.name}': op {node.op_type!r} of domain {dom!r} at opset {opset} has no kernel "
-        "in any provider and no function body"
+        f"in any provider and no function body{_UNKNOWN_DOMAIN_HINTS.get(dom, '')}"
     )
+
+
+_UNKNOWN_DOMAIN_HINTS = {
+    "com.microsoft.nchwc": (
+        " (onnxruntime's NCHWc layout ops, which it writes into models saved at ORT_ENABLE_ALL "
+        "and only for the machine that saved them: save the model at ORT_ENABLE_EXTENDED)"
+    ),
+}
