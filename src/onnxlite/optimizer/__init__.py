@@ -19,6 +19,7 @@ from .bias_gelu_fusion import BiasGeluFusion
 from .bn_mul_add_fold import BnMulAddFold
 from .bn_relu_conv_fold import BnReluConvFold
 from .constant_folding import ConstantFolding
+from .contrib_qdq import ContribQDQToStandard
 from .conv_add_fusion import ConvAddFusion
 from .conv_bn_fold import ConvBnFold
 from .conv_mul_add_fold import ConvMulAddFold
@@ -37,6 +38,7 @@ from .transpose_fold import TransposeFold
 ALL_PASSES: dict[str, Pass] = {
     p.name: p
     for p in (
+        ContribQDQToStandard(),
         ConstantFolding(),
         IdentityElimination(),
         DeadCode(),
@@ -60,6 +62,7 @@ ALL_PASSES: dict[str, Pass] = {
 }
 
 _BASIC = [
+    "contrib_qdq_to_standard",
     "constant_folding",
     "identity_elimination",
     "dead_code",
