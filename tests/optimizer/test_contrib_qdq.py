@@ -55,6 +55,20 @@ def test_contrib_qdq_becomes_standard_where_the_opset_has_it(scale, zp, opset, a
         check_ort(m, feeds, run_lite(proto, feeds), rel=0)  # the standard ops, as onnxruntime runs them
 
 
+def test_a_zero_point_fed_at_run_time_keeps_the_contrib_op() -> None:
+    # its type (int16 here, which opset 17's standard ops lack) is not known to the pass
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"], domain=MS)]
+    proto = make_model(
+        nodes,
+        {"x": (F32, [4]), "z": (np.int16, [])},
+        {"y": (np.int16, [4])},
+        {"s": np.array(0.1, F32)},
+        ms=True,
+    )
+    m, changed = run(proto, "contrib_qdq_to_standard")
+    assert _domains(m) == [MS] and not changed
+
+
 def test_float16_stays_contrib() -> None:
     # the contrib QuantizeLinear divides float16 in float32, the standard one in float16
     proto = _qdq(np.array(0.05, np.float16), np.array(3, np.uint8), xtype=np.float16)

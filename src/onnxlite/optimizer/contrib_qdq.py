@@ -34,10 +34,12 @@ class ContribQDQToStandard(PatternPass):
         if node.domain != MS_DOMAIN or len(node.inputs) < 2 or set(node.attrs) - {"axis"}:
             return False
         scale = idx.const(node.inputs[1])
-        zp = idx.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
         if scale is None or scale.dtype != np.float32:
             return False  # float16 (or a scale computed at run time): keep the contrib op
-        if zp is not None:
+        if len(node.inputs) > 2 and node.inputs[2]:
+            zp = idx.const(node.inputs[2])
+            if zp is None:
+                return False  # a zero point computed at run time: its type is not known here
             itype = zp.dtype
         elif node.op_type == "QuantizeLinear":
             itype = np.dtype(np.uint8)  # no zero point: uint8 output
