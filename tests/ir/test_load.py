@@ -63,6 +63,14 @@ def test_corrupt_and_truncated_files(tmp_path) -> None:  # type: ignore[no-untyp
         onnxlite.InferenceSession(str(empty))
 
 
+def test_an_ort_format_model_is_named_as_such(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # the first bytes of onnxruntime's .ort files: a flatbuffer root offset, then "ORTM"
+    ort_file = tmp_path / "model.ort"
+    ort_file.write_bytes(b"\x18\x00\x00\x00ORTM" + bytes(64))
+    with pytest.raises(InvalidProtobuf, match=r"ORT-format model .* load the \.onnx model"):
+        onnxlite.InferenceSession(str(ort_file))
+
+
 def test_cycle_is_invalid_graph() -> None:
     nodes = [
         helper.make_node("Relu", ["x2"], ["x1"], name="a"),

@@ -96,6 +96,11 @@ def _read_split(f: Any, where: str) -> tuple[onnx.ModelProto, dict[str, np.ndarr
 def _parse(data: bytes, where: str) -> onnx.ModelProto:
     if not data:
         raise InvalidProtobuf(f"Load model from {where} failed: the file is empty")
+    if data[4:8] == b"ORTM":  # a flatbuffer's file identifier, after its root offset
+        raise InvalidProtobuf(
+            f"Load model from {where} failed: it is an ORT-format model (onnxruntime's flatbuffer "
+            "format, .ort); onnxlite reads ONNX models: load the .onnx model it was converted from"
+        )
     m = onnx.ModelProto()
     try:
         m.ParseFromString(data)
