@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir.graph import Node
+from ..ir.graph import Graph, Node
 from ._graphutil import GraphIndex
-from .base import MS_DOMAIN, PatternPass
+from .base import MS_DOMAIN, PassContext, PatternPass
 
 # the integer types of the standard ops, and the opset from which they take them
 _SINCE = {
@@ -29,6 +29,12 @@ _DQ_ONLY = {np.dtype(np.int32): 10}
 class ContribQDQToStandard(PatternPass):
     name = "contrib_qdq_to_standard"
     anchors = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
+    def __call__(self, graph: Graph, ctx: PassContext) -> bool:
+        # standard QDQ models have hundreds of anchors and nothing to do: no index for them
+        if not any(n.domain == MS_DOMAIN and n.op_type in self.anchors for n in graph.nodes):
+            return False
+        return super().__call__(graph, ctx)
 
     def rewrite(self, node: Node, idx: GraphIndex) -> bool:
         if node.domain != MS_DOMAIN or len(node.inputs) < 2 or set(node.attrs) - {"axis"}:
