@@ -284,6 +284,14 @@ class _Builder:
         self.emit(fn, names, list(node.outputs), node, ep, implicit_names)
 
 
+_UNKNOWN_DOMAIN_HINTS = {
+    "com.microsoft.nchwc": (
+        " (onnxruntime's NCHWc layout ops, which it writes into models saved at ORT_ENABLE_ALL "
+        "and only for the machine that saved them: save the model at ORT_ENABLE_EXTENDED)"
+    ),
+}
+
+
 def _unknown_op(node: Node, opsets: Mapping[str, int]) -> NotImplemented_:
     dom = node.domain or "ai.onnx"
     opset = opsets.get("" if node.domain in ("", "ai.onnx") else node.domain)
@@ -292,11 +300,3 @@ def _unknown_op(node: Node, opsets: Mapping[str, int]) -> NotImplemented_:
         f"'{node.name}': op {node.op_type!r} of domain {dom!r} at opset {opset} has no kernel "
         f"in any provider and no function body{_UNKNOWN_DOMAIN_HINTS.get(dom, '')}"
     )
-
-
-_UNKNOWN_DOMAIN_HINTS = {
-    "com.microsoft.nchwc": (
-        " (onnxruntime's NCHWc layout ops, which it writes into models saved at ORT_ENABLE_ALL "
-        "and only for the machine that saved them: save the model at ORT_ENABLE_EXTENDED)"
-    ),
-}

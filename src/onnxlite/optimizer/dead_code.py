@@ -1,9 +1,9 @@
 """Dead code elimination: nodes none of whose outputs is used, and unused initializers.
 
 Graph outputs (and the values Gradient nodes differentiate) are roots and graph inputs are never
-removed. An unused initializer that is also a
-graph input stays when IR >= 4 (callers may feed it: it is part of the interface); under IR 3,
-where every initializer is listed as an input, both go together.
+removed. An unused initializer that is also a graph input stays when IR >= 4 (callers may feed
+it: it is part of the interface); under IR 3, where every initializer is listed as an input,
+both go together.
 """
 
 from __future__ import annotations

@@ -522,24 +522,24 @@ def to_qoperator(rw: Rewriter, use_contrib: bool = True) -> None:
                 if bd is None:
                     continue
                 c = bd.inputs[0]
-            ins, op, domain = [*a, *b, c, *out_params], "QGemm", "com.microsoft"
+            ins, op, domain = [*a, *b, c, *out_params], "QGemm", MS_DOMAIN
             attrs.pop("beta", None)
         elif op in ("Add", "Mul"):
             a, b = triple(n.inputs[0]), triple(n.inputs[1])
             if a is None or b is None:
                 continue
-            ins, op, domain = [*a, *b, *out_params], "QLinear" + op, "com.microsoft"
+            ins, op, domain = [*a, *b, *out_params], "QLinear" + op, MS_DOMAIN
         elif op == "Concat":
             ts = [triple(x) for x in n.inputs]
             if any(t is None for t in ts):
                 continue
             ins = [*out_params] + [v for t in ts for v in t]  # type: ignore[union-attr]
-            op, domain = "QLinearConcat", "com.microsoft"
+            op, domain = "QLinearConcat", MS_DOMAIN
         elif op in ("GlobalAveragePool", "AveragePool", "Sigmoid", "LeakyRelu"):
             a = triple(n.inputs[0])
             if a is None:
                 continue
-            ins, op, domain = [*a, *out_params], "QLinear" + op, "com.microsoft"
+            ins, op, domain = [*a, *out_params], "QLinear" + op, MS_DOMAIN
         elif op in _INT_DIRECT:
             a = triple(n.inputs[0])
             if a is None or not same_params(a[1:], out_params):
