@@ -1,5 +1,7 @@
 import ctypes
+import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -86,6 +88,52 @@ def test_a_users_malloc_settings_are_left_alone(monkeypatch):
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
     monkeypatch.setattr(arena.ctypes, "CDLL", lambda *a, **k: FakeLibc())
     assert arena._configure() is False and calls == []
+
+
+def test_configure_gives_threads_one_heap(monkeypatch):
+    calls = []
+
+    class FakeLibc:
+        gnu_get_libc_version = object()
+
+        def __init__(self):
+            self.mallopt = lambda *a: calls.append(a) or 1
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.setattr(arena.ctypes, "CDLL", lambda *a, **k: FakeLibc())
+    assert arena._configure() is True
+    assert (arena._M_ARENA_MAX, 1) in calls
+    calls.clear()
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the user's own choice stands
+    assert arena._configure() is False and calls == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_memory_a_thread_freed_serves_the_next_thread():
+    # a fresh process: threads that ran before the setting keep heaps of their own
+    code = textwrap.dedent(
+        """
+        import threading
+        import numpy as np
+        from onnxlite import arena
+
+        def rss():
+            with open("/proc/self/status") as f:
+                return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+        if not arena.keep_memory():
+            raise SystemExit(0)  # not glibc: nothing to check
+        t = threading.Thread(target=lambda: np.ones(1 << 22, np.float32).sum())  # 16 MiB, freed
+        t.start()
+        t.join()
+        before = rss()
+        a = np.ones(1 << 22, np.float32)  # the same size on this thread: the freed block again
+        print(rss() - before < 8 << 10)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ("True", "")
 
 
 def _rss_kib() -> int:

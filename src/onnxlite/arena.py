@@ -8,7 +8,11 @@ the heap's free top to the system, so a run faults in the pages of its large int
 
 With ``SessionOptions.enable_cpu_mem_arena`` (on by default, as in onnxruntime) the first session
 asks glibc (``mallopt``) to serve blocks up to 64 MiB from its heap and to keep freed heap memory,
-so the pages stay mapped from run to run. The setting is the process's: it holds for every later
+so the pages stay mapped from run to run, and to give every thread the one heap (glibc otherwise
+gives threads heaps of their own, and each would keep its own freed blocks: the workers that
+split large kernels filled theirs with patch matrices the main thread's heap already held room
+for; Inception-v1 on the numpy provider 123 -> 117 MiB peak, DenseNet-121 121 -> 115, run times
+alike). The setting is the process's: it holds for every later
 session and stays after the sessions are gone (peak memory is unchanged; memory freed after the
 peak is not handed back). With another C library, or where the environment sets glibc's
 MALLOC_* tunables itself, nothing is changed.
@@ -30,6 +34,7 @@ from typing import Any
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 MMAP_THRESHOLD = 64 << 20
 TRIM_THRESHOLD = 1 << 30
 
@@ -38,7 +43,13 @@ _state: list[bool] = []  # [result] once tried
 
 
 # glibc's own environment settings of the same knobs: a user's choice is left alone
-_USER_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+_USER_VARS = (
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_TOP_PAD_",
+    "MALLOC_MMAP_MAX_",
+    "MALLOC_ARENA_MAX",
+)
 
 
 def _configure() -> bool:
@@ -52,6 +63,8 @@ def _configure() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
+    # one heap for all threads; threads that already have heaps of their own keep them
+    mallopt(_M_ARENA_MAX, 1)
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
         mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
