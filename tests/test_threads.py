@@ -146,6 +146,35 @@ def test_parallel_mode_keeps_chains_on_the_calling_thread() -> None:
         ort.unregister_custom_op("Where2", "t.ops")
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_parallel_mode_runs_in_a_forked_child() -> None:
+    # the pool's threads are not forked with the process: the child needs a pool of its own
+    mk = onnx.helper.make_node
+    nodes = [mk("Relu", ["x"], ["a"]), mk("Neg", ["x"], ["b"]), mk("Add", ["a", "b"], ["y"])]
+    info = onnx.helper.make_tensor_value_info
+    g = onnx.helper.make_graph(
+        nodes, "g", [info("x", onnx.TensorProto.FLOAT, [4])], [info("y", onnx.TensorProto.FLOAT, [4])]
+    )
+    so = ort.SessionOptions()
+    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+    so.inter_op_num_threads = 3
+    sess = ort.InferenceSession(onnx.helper.make_model(g).SerializeToString(), sess_options=so)
+    x = np.array([-1, 2, -3, 4], np.float32)
+    expected = sess.run(None, {"x": x})[0]
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            import signal
+
+            signal.alarm(20)  # never hang the test run
+            code = 0 if np.array_equal(sess.run(None, {"x": x})[0], expected) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_parallel_mode_reports_kernel_failures_and_terminate() -> None:
     so = ort.SessionOptions()
     so.execution_mode = ort.ExecutionMode.ORT_PARALLEL

@@ -7,6 +7,7 @@ variant; a slot is released when its last consumer finishes.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -61,9 +62,24 @@ class ParallelExecutor:
 
     def __init__(self, threads: int) -> None:
         self.threads = max(1, threads)
-        self.pool = ThreadPoolExecutor(max_workers=max(1, self.threads - 1), thread_name_prefix="onnxlite")
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
         self._schedules: dict[int, Schedule] = {}
         self._lock = threading.Lock()
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """The pool of this process: a child forked after a run has none of its parent's
+        threads, and a pool that believes it has them never runs what it is given."""
+        pid = os.getpid()
+        if self._pool is None or self._pool_pid != pid:
+            with self._lock:
+                if self._pool is None or self._pool_pid != pid:
+                    self._pool = ThreadPoolExecutor(
+                        max_workers=max(1, self.threads - 1), thread_name_prefix="onnxlite"
+                    )
+                    self._pool_pid = pid
+        return self._pool
 
     def _schedule(self, variant: Variant) -> Schedule:
         key = id(variant)
