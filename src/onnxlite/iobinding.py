@@ -147,6 +147,7 @@ class IOBinding:
         from .session import _output
 
         sess = self._session
+        sess._check_fork()
         plan = sess._plan
         feed = dict(self._inputs)
         for n in self._in_devices:  # validated (dtype, shape) through a host stand-in

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,6 +33,20 @@ from .threads import BLAS, SINGLE, SPLIT, RunThreads, ThreadPolicy, building, ma
 from .types import np_dtype, type_shape, type_string
 
 log = logging.getLogger("onnxlite")
+
+# Sessions whose plans hold kernels of a provider with a thread pool of its own (oneDNN's
+# OpenMP team). Such a pool does not survive fork: a child process rebuilds these sessions on
+# their first run (see InferenceSession._check_fork).
+_OWN_POOL_SESSIONS: weakref.WeakSet[InferenceSession] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for s in list(_OWN_POOL_SESSIONS):
+        s._forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class NodeArg:
@@ -125,6 +140,7 @@ class InferenceSession:
             profiling.Profiler(self._sess_options) if self._sess_options.enable_profiling else None
         )
         self._lock = threading.Lock()
+        self._forked = False
         self._load(path_or_bytes, t0)
         so = self._sess_options
         if so.optimized_model_filepath:
@@ -224,6 +240,8 @@ class InferenceSession:
         pools = {ep.name for ep in self._providers if ep.own_thread_pool}
         own_threads = any(p in pools for _, p in self._plan.assignment)
         modes = (SPLIT, BLAS, SINGLE) if own_threads else (SPLIT, BLAS)
+        if own_threads:
+            _OWN_POOL_SESSIONS.add(self)
         self._threads = ThreadPolicy(so.intra_op_num_threads, modes)
         if so.log_severity_level <= 1:
             self._log_assignment()
@@ -403,9 +421,22 @@ class InferenceSession:
                     )
         return value
 
+    def _check_fork(self) -> None:
+        """In a child forked after this session was built: build it again, for the child's
+        threads (the parent's oneDNN primitives were made for an OpenMP team the child lacks)."""
+        if not self._forked:
+            return
+        with self._lock:
+            if self._forked:
+                self._forked = False
+                self.set_providers(
+                    [ep.name for ep in self._providers], [dict(ep.options) for ep in self._providers]
+                )
+
     def _prepare(
         self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any]
     ) -> tuple[list[Any], Any]:
+        self._check_fork()
         if not isinstance(input_feed, Mapping):
             raise InvalidArgument(
                 f"input_feed must be a dict of name -> value, got {type(input_feed).__name__}"

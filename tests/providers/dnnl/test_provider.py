@@ -360,3 +360,36 @@ def test_cpu_weight_layout_leaves_dnnl_matmuls_alone() -> None:
     want = x @ w
     for sess in (with_dnnl, cpu_only):
         assert_close(sess.run(None, {"x": x})[0], want)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_sessions_its_parent_ran() -> None:
+    # OpenMP's threads do not survive fork: a parallel region in the child waited for them
+    # forever. The child rebuilds the session on its first run, for one OpenMP thread.
+    import os
+    import signal
+
+    x = rand(1, 64, 56, 56)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Conv", ["r", "w2"], ["y"]),
+    ]
+    model = graph_model(nodes, {"x": x}, ["y"], {"w": rand(64, 64, 3, 3), "w2": rand(128, 64, 1, 1)})
+    sess = ort.InferenceSession(model.SerializeToString(), providers=[DNNL, CPU])
+    for _ in range(3):  # the parent's OpenMP team runs the primitives
+        want = sess.run(None, {"x": x})[0]
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.alarm(60)  # never hang the test run
+            got = [sess.run(None, {"x": x})[0] for _ in range(3)]
+            fresh = ort.InferenceSession(model.SerializeToString(), providers=[DNNL, CPU])
+            got.append(fresh.run(None, {"x": x})[0])
+            code = 0 if all(np.allclose(g, want, rtol=1e-4, atol=1e-4) for g in got) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], want)  # the parent is unaffected

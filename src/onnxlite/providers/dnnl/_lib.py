@@ -261,6 +261,8 @@ class _Lib:
         self.engine = eng
         self._local = threading.local()
         self.threads = 0  # 0: OpenMP's default
+        self.forked = False  # a child forked after this process used OpenMP threads
+        self.team_used = False  # a primitive was made or run for several threads
         self._omp_set: Any = None
         self._omp_pause: Any = None
         self.default_threads = 1
@@ -293,8 +295,21 @@ class _Lib:
 
     def free_thread_team(self) -> None:
         """End this thread's OpenMP worker threads (the next parallel region starts new ones)."""
-        if self._omp_pause is not None:
+        if self._omp_pause is not None and not self.forked:
             self._omp_pause(1)  # omp_pause_soft: the thread-count setting stays
+
+    def after_fork(self) -> None:
+        """In a child forked from a process that used this library: one OpenMP thread from now.
+
+        libgomp does not survive fork: the child inherits the parent's thread team as data, but
+        not its threads, and a parallel region of more than one thread (or ending the team)
+        waits for them forever. Primitives made for one thread never open one.
+        """
+        if not self.team_used:
+            return  # no team to lose: OpenMP starts its threads at the first parallel region
+        self.forked = True
+        self.threads = self.default_threads = 1
+        self._local = threading.local()  # this thread's thread-count setting is set afresh
 
     def use_threads(self, n: int) -> None:
         """OpenMP threads for this thread's next primitive creation or execution: ``n``, or the
@@ -303,6 +318,8 @@ class _Lib:
             return
         want = n or self.threads or self.default_threads
         loc = self._local
+        if want > 1:
+            self.team_used = True
         if getattr(loc, "threads", 0) != want:
             self._omp_set(want)
             loc.threads = want
@@ -330,6 +347,16 @@ def load() -> _Lib:
         raise DnnlError(
             f"oneDNN (libdnnl.so.3) cannot be loaded; {INSTALL_HINT}. Tried: " + "; ".join(errors[-3:])
         )
+
+
+def _after_fork_in_child() -> None:
+    lib = _state.get("lib")
+    if lib is not None:
+        lib.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def load_error() -> str | None:

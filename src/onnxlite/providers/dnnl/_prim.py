@@ -302,6 +302,8 @@ class Primitive:
             lib.primitive_desc_destroy(pd)
             pd = pd2
             self.threads = 1
+        if lib.forked:
+            self.threads = 1  # made after fork: one thread (see _lib.after_fork)
         self.pd: c_void_p | None = pd
         self._remake = remake if self.threads != 1 else None
         self._single: Primitive | bool | None = None  # one-thread twin: None untried, False none
@@ -338,6 +340,12 @@ class Primitive:
             if twin is not None:
                 twin.run(args)
                 return
+            if load().forked:
+                raise DnnlError(
+                    f"oneDNN {self.what} primitive was made for several OpenMP threads before this "
+                    "process was forked, and OpenMP's threads do not survive fork: create the "
+                    "session in the child process"
+                )
         rec = getattr(recording, "rec", None)
         if rec is not None:
             rec.add(self, args)
@@ -414,6 +422,8 @@ _claimed = threading.local()
 
 def _owns_team() -> bool:
     """Whether this thread's primitives may use several OpenMP threads (see _team_owner)."""
+    if load().forked:
+        return False  # the parent's primitives run as one-thread twins (see _lib.after_fork)
     me = threading.current_thread()
     owner = _team_owner[0]
     if owner is me or short_lived():
