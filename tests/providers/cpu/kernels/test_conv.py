@@ -515,3 +515,41 @@ def test_conv_without_cblas_matches(monkeypatch) -> None:
     monkeypatch.setattr(cblas, "_sgemm", lambda: None)
     x, w, b = rand(1, 64, 28, 28), rand(8, 64, 3, 3), rand(8)
     check_node("Conv", {"x": x, "w": w, "b": b}, {"pads": [1, 1, 1, 1]}, rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------ depthwise 2-D, channels-last
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "hw", "k", "stride", "dil", "pads", "bias"),
+    [
+        (1, 128, (14, 14), (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), True),
+        (2, 136, (7, 9), (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), False),  # batch, non-square
+        (1, 160, (14, 14), (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), True),  # strided: 7 x 7 outputs
+        (1, 128, (12, 11), (3, 3), (1, 1), (2, 2), (2, 1, 0, 3), True),  # dilated, asymmetric pads
+        (1, 144, (9, 9), (5, 3), (2, 1), (1, 1), (0, 0, 0, 0), True),  # no pads, mixed strides
+        (1, 128, (4, 4), (3, 3), (1, 1), (1, 1), (3, 3, 3, 3), True),  # pads wider than the map
+    ],
+)
+def test_depthwise_channels_last(monkeypatch, n, c, hw, k, stride, dil, pads, bias):
+    from onnxlite.providers.cpu.kernels import _depthwise2d
+
+    x, w = rand(n, c, *hw), rand(c, 1, *k)
+    inputs = {"x": x, "w": w} | ({"b": rand(c)} if bias else {})
+    calls = _spy_calls(monkeypatch, _depthwise2d, "conv")
+    attrs = {"group": c, "strides": list(stride), "dilations": list(dil), "pads": list(pads)}
+    check_node("Conv", inputs, attrs, rtol=1e-4, atol=1e-5)
+    assert x.shape in calls  # the channels-last path ran
+
+
+def test_depthwise_channels_last_only_where_it_pays(monkeypatch):
+    from onnxlite.providers.cpu.kernels import _depthwise2d
+
+    calls = _spy_calls(monkeypatch, _depthwise2d, "conv")
+    for c, hw, stride in [(64, 14, 1), (128, 28, 1), (128, 28, 2)]:  # few channels, large maps
+        x, w = rand(1, c, hw, hw), rand(c, 1, 3, 3)
+        attrs = {"group": c, "strides": [stride, stride], "pads": [1, 1, 1, 1]}
+        check_node("Conv", {"x": x, "w": w}, attrs, rtol=1e-4, atol=1e-5)
+    x, w = rand(1, 128, 8, 8), rand(256, 1, 3, 3)  # two outputs per channel: not depthwise here
+    check_node("Conv", {"x": x, "w": w}, {"group": 128, "pads": [1, 1, 1, 1]}, rtol=1e-4, atol=1e-5)
+    assert calls == []
