@@ -7,10 +7,11 @@ patch-matrix path runs one tiny product per channel. Channels-last, the padded i
 elements (stride 1), multiplied by the tap's weights laid out once per output row: each tap is
 two long element-wise passes over the whole output. The input and output change layout once
 each, the bias added on the way back. ShuffleNet's 272-channel 14 x 14 layers: about 370 ->
-270 us, its 544-channel 7 x 7 ones 290 -> 150 us (the model 15.4 -> 14.0 ms on the numpy
-provider). On large maps the passes leave the cache and the patch-matrix product is faster
-(a 112-channel 56 x 56 layer: 1.7 ms against 2.7), and with few channels the rows are short
-again, so only small maps of many channels come here.
+270 us, its 544-channel 7 x 7 ones 290 -> 150 us (the model about 8% faster on the numpy
+provider: 15.7 -> 14.5 ms, medians of four alternating pairs). On large maps the passes leave
+the cache and the patch-matrix product is faster (a 112-channel 56 x 56 layer: 1.7 ms against
+2.7), and with few channels the rows are short again, so only small maps of many channels come
+here.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ _MIN_CHANNELS = 128
 _MAX_OUTPUTS = 14 * 14
 _MAX_STRIDED_OUTPUTS = 8 * 8
 
-# Per-tap weights repeated once per output column, (KH * KW, Wo, C), of read-only weights.
-_TILED = DerivedWeights()
+# Per-tap weights, (KH * KW, C), of read-only weights. Their repetition along an output row is
+# made per call (some 10 us): kept, it would hold Wo times the weights for as long as the session.
+_TAPS = DerivedWeights()
 
 
 def applies(
@@ -69,9 +71,9 @@ def conv(
     n, c, h, wd = x.shape
     kh, kw = w.shape[2:]
     ho, wo = out
-    wt = _TILED.get(w, functools.partial(_tiled, wo=wo))
-    if wt.shape[1] != wo:  # the same weights over maps of another width
-        wt = _tiled(w, wo)
+    taps = _TAPS.get(w, lambda w: np.ascontiguousarray(w.reshape(c, kh * kw).T))
+    # each tap's weights once per output column: the products run over whole rows
+    wt = np.ascontiguousarray(np.broadcast_to(taps[:, None, :], (kh * kw, wo, c)))
     bias = None if b is None else b.astype(np.float32, copy=False).reshape(c, 1, 1)
     # rows and columns the windows reach (pads may leave some input unread)
     hp = max(pb[0] + h + pe[0], (ho - 1) * s[0] + (kh - 1) * d[0] + 1)
@@ -89,14 +91,6 @@ def conv(
         else:  # added on the way back to channels-first: no pass of its own
             np.add(back, bias, out=y[img])
     return y
-
-
-def _tiled(w: np.ndarray, wo: int) -> np.ndarray:
-    """Each tap's weights once per output column, (KH * KW, Wo, C): the products run over
-    whole rows."""
-    c, _, kh, kw = w.shape
-    taps = w.reshape(c, kh * kw).T
-    return np.ascontiguousarray(np.broadcast_to(taps[:, None, :], (kh * kw, wo, c)))
 
 
 def _rows(
