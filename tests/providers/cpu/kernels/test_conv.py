@@ -553,3 +553,28 @@ def test_depthwise_channels_last_only_where_it_pays(monkeypatch):
     x, w = rand(1, 128, 8, 8), rand(256, 1, 3, 3)  # two outputs per channel: not depthwise here
     check_node("Conv", {"x": x, "w": w}, {"group": 128, "pads": [1, 1, 1, 1]}, rtol=1e-4, atol=1e-5)
     assert calls == []
+
+
+def test_depthwise_channels_last_rows_on_workers_match_one_thread(monkeypatch):
+    from onnxlite.providers.cpu.kernels import _depthwise2d
+    from onnxlite.providers.cpu.kernels import conv as conv_mod
+
+    x, w, b = rand(2, 1024, 14, 14), rand(1024, 1, 3, 3), rand(1024)  # 200K outputs: split rows
+    args = (x, w, b, 1024, (1, 1), (1, 1), (1, 1), (1, 1), (14, 14))
+    with monkeypatch.context() as mp:
+        mp.setattr(_depthwise2d, "ENABLED", False)
+        want = conv_mod.conv_core(*args)
+    rows = []
+    real = conv_mod.workers.for_rows
+    monkeypatch.setattr(
+        conv_mod.workers,
+        "for_rows",
+        lambda n, size, fn: real(n, size, lambda a, e: rows.append((a, e)) or fn(a, e)),
+    )
+    prev = conv_mod.workers.set_workers(2)
+    try:
+        got = conv_mod.conv_core(*args)
+    finally:
+        conv_mod.workers.set_workers(prev)
+    assert sorted(rows) == [(0, 7), (0, 7), (7, 14), (7, 14)]  # two bands per image
+    _assert_near(got, want)
