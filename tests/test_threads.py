@@ -9,6 +9,7 @@ import onnx
 import pytest
 
 import onnxlite as ort
+from tests.fresh import in_forked_child
 from tests.models.builders import mlp, single
 
 LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
@@ -161,18 +162,7 @@ def test_parallel_mode_runs_in_a_forked_child() -> None:
     sess = ort.InferenceSession(onnx.helper.make_model(g).SerializeToString(), sess_options=so)
     x = np.array([-1, 2, -3, 4], np.float32)
     expected = sess.run(None, {"x": x})[0]
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            import signal
-
-            signal.alarm(20)  # never hang the test run
-            code = 0 if np.array_equal(sess.run(None, {"x": x})[0], expected) else 1
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert in_forked_child(lambda: np.array_equal(sess.run(None, {"x": x})[0], expected), 20) == 0
 
 
 def test_parallel_mode_reports_kernel_failures_and_terminate() -> None:

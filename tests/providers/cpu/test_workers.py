@@ -3,6 +3,7 @@ import threading
 import time
 
 import pytest
+from tests.fresh import in_forked_child
 
 from onnxlite.providers.cpu import workers
 
@@ -54,20 +55,13 @@ def test_the_callers_own_failure_wins_and_waits_for_the_workers():
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_starts_workers_of_its_own():
     workers.run_all([lambda: None, lambda: None])  # the parent's workers exist
-    pid = os.fork()
-    if pid == 0:  # the child: its parent's worker threads are gone
-        code = 1
-        try:
-            import signal
 
-            signal.alarm(20)  # never hang the test run
-            out: list[int] = []
-            workers.run_all([lambda: out.append(1), lambda: out.append(2)])
-            code = 0 if sorted(out) == [1, 2] else 1
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    def child() -> bool:  # its parent's worker threads are gone
+        out: list[int] = []
+        workers.run_all([lambda: out.append(1), lambda: out.append(2)])
+        return sorted(out) == [1, 2]
+
+    assert in_forked_child(child, timeout_s=20) == 0
 
 
 def test_split_covers_the_range_in_aligned_parts():

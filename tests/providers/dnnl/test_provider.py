@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from onnx import helper
@@ -10,7 +12,7 @@ import onnxlite as ort
 from onnxlite.errors import EPFail
 from onnxlite.providers.dnnl import DnnlExecutionProvider
 from onnxlite.providers.dnnl._prim import DnnlTensor
-from tests.fresh import fresh_stdout
+from tests.fresh import fresh_stdout, in_forked_child
 
 from .conftest import CPU, DNNL, assert_close, graph_model, run_both, where
 
@@ -362,13 +364,10 @@ def test_cpu_weight_layout_leaves_dnnl_matmuls_alone() -> None:
         assert_close(sess.run(None, {"x": x})[0], want)
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_runs_sessions_its_parent_ran() -> None:
     # OpenMP's threads do not survive fork: a parallel region in the child waited for them
     # forever. The child rebuilds the session on its first run, for one OpenMP thread.
-    import os
-    import signal
-
     x = rand(1, 64, 56, 56)
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
@@ -379,17 +378,12 @@ def test_a_forked_child_runs_sessions_its_parent_ran() -> None:
     sess = ort.InferenceSession(model.SerializeToString(), providers=[DNNL, CPU])
     for _ in range(3):  # the parent's OpenMP team runs the primitives
         want = sess.run(None, {"x": x})[0]
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            signal.alarm(60)  # never hang the test run
-            got = [sess.run(None, {"x": x})[0] for _ in range(3)]
-            fresh = ort.InferenceSession(model.SerializeToString(), providers=[DNNL, CPU])
-            got.append(fresh.run(None, {"x": x})[0])
-            code = 0 if all(np.allclose(g, want, rtol=1e-4, atol=1e-4) for g in got) else 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def child() -> bool:
+        got = [sess.run(None, {"x": x})[0] for _ in range(3)]
+        fresh = ort.InferenceSession(model.SerializeToString(), providers=[DNNL, CPU])
+        got.append(fresh.run(None, {"x": x})[0])
+        return all(np.allclose(g, want, rtol=1e-4, atol=1e-4) for g in got)
+
+    assert in_forked_child(child) == 0
     np.testing.assert_array_equal(sess.run(None, {"x": x})[0], want)  # the parent is unaffected
