@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnxlite as ort
-from onnxlite.providers.cpu.inplace import relu_into, relu_to, zeros_view
+from onnxlite.providers.cpu.inplace import _zero_row, relu_into, relu_to
 
 mk = helper.make_node
 
@@ -96,10 +96,11 @@ def test_broadcast_beyond_the_buffer_falls_back() -> None:
     assert _in_place(_both(m, X)) == ["Add"]
 
 
-@pytest.mark.parametrize("n", [10, 5000, 3_000_000])
-def test_relu_matches_maximum_at_every_size(n: int) -> None:
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [10, 5000, 8192, 3 * 8192 + 5, 3_000_000])
+def test_relu_matches_maximum_at_every_size(n: int, dtype) -> None:
     rng = np.random.default_rng(n)
-    x = rng.standard_normal(n).astype(np.float32)
+    x = rng.standard_normal(n).astype(dtype)
     x[:3] = [np.nan, -0.0, -np.inf]
     want = np.maximum(x, 0)
     got = relu_to(x, np.empty_like(x))
@@ -115,7 +116,8 @@ def test_relu_of_a_strided_view_and_the_shared_zeros_stay_intact() -> None:
     want = np.maximum(v, 0)
     relu_into(v)
     np.testing.assert_array_equal(x[:, ::2], want)
-    z = zeros_view(1 << 21, np.dtype(np.float32))
+    relu_into(np.full(1 << 16, -1.0, np.float32))
+    z = _zero_row(np.dtype(np.float32))
     assert not z.flags.writeable and not z.any()
 
 

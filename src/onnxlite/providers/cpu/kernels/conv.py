@@ -23,7 +23,7 @@ import ml_dtypes
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .. import blas, workers
+from .. import blas, broadcast, workers
 from ..registry import kernel
 from . import _depthwise2d, _direct, _winograd
 
@@ -207,7 +207,7 @@ def conv_core(
             for i in range(0, len(bands), nw):
                 workers.run_all(bands[i : i + nw])
     if b is not None:
-        y += b.astype(y.dtype, copy=False).reshape((1, m) + (1,) * len(out))
+        broadcast.apply(np.add, y, b.astype(y.dtype, copy=False).reshape((1, m) + (1,) * len(out)), y)
     return y
 
 

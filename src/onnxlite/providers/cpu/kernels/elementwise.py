@@ -16,6 +16,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from .. import broadcast
 from ..inplace import where_by_masked_copy
 from ..registry import kernel
 
@@ -64,15 +65,15 @@ def _binary(op_type: str, since: int, fn: Callable[[Any, Any], Any]) -> None:
 
 
 def add(a, b):
-    return np.add(a, b)
+    return broadcast.apply(np.add, a, b)
 
 
 def sub(a, b):
-    return np.subtract(a, b)
+    return broadcast.apply(np.subtract, a, b)
 
 
 def mul(a, b):
-    return np.multiply(a, b)
+    return broadcast.apply(np.multiply, a, b)
 
 
 def div(a, b):
@@ -83,7 +84,7 @@ def div(a, b):
         q, r = np.divmod(a, b)
         q += (r != 0) & ((a < 0) != (b < 0))
         return q
-    return np.divide(a, b)
+    return broadcast.apply(np.divide, a, b)
 
 
 def pow_(x, y):

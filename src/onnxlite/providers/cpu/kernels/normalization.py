@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ....types import np_dtype
+from .. import broadcast
 from ..registry import kernel
 from .conv import compute_dtype
 
@@ -40,8 +41,9 @@ def _bn_inference(x, scale, b, mean, var, epsilon, spatial=1):
         shape = (1, *x.shape[1:])  # pre-v9 per-activation parameters
     else:
         shape = _channel_shape(x)
-    y = x.astype(ct, copy=False) * a.astype(ct).reshape(shape)
-    y += shift.astype(ct).reshape(shape)
+    xc = x.astype(ct, copy=False)
+    y = broadcast.apply(np.multiply, xc, a.astype(ct).reshape(shape))
+    broadcast.apply(np.add, y, shift.astype(ct).reshape(shape), y)
     return y.astype(x.dtype, copy=False)
 
 
