@@ -8,7 +8,8 @@ provider could be if everything but its products were free: the floor BLAS sets.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/gemm_share.py [MODEL ...]
 
-MODEL: light model names, with or without the ``light_`` prefix (default: all nine).
+MODEL: names from ``benchmarks/run.py --list`` (default: the nine light models; the transformers
+are exported into ``benchmarks/.cache`` on first use, as for ``run.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from models import LIGHT_DIR, _light_feeds, light_names
+from models import BenchModel, all_models
 
 
 class _Timed:
@@ -53,11 +54,11 @@ def _median_ms(run: Any, seconds: float, at_least: int = 10) -> tuple[float, lis
 
 
 def _measure(
-    name: str, seconds: float, onnxlite: Any, onnxruntime: Any, timers: tuple[_Timed, ...]
+    model: BenchModel, seconds: float, onnxlite: Any, onnxruntime: Any, timers: tuple[_Timed, ...]
 ) -> tuple[float, float, float]:
     """(numpy provider run, its products, onnxruntime run), medians in ms."""
-    path = str(Path(LIGHT_DIR) / f"light_{name}.onnx")
-    feeds = _light_feeds(name)()
+    path = str(model.path())
+    feeds = model.feeds()
     lite = onnxlite.InferenceSession(path, providers=["CPUExecutionProvider"])
     ort = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     for _ in range(3):
@@ -77,7 +78,8 @@ def _measure(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models", nargs="*", default=light_names())
+    models = {m.name: m for m in all_models()}
+    ap.add_argument("models", nargs="*", default=[n for n, m in models.items() if m.family == "light"])
     ap.add_argument("--seconds", type=float, default=5.0, help="timed runs per runtime and model")
     args = ap.parse_args()
 
@@ -94,13 +96,16 @@ def main() -> None:
     cblas.sgemm = sgemm  # type: ignore[assignment]
 
     rows, ratios = [], {"products": [], "run": []}
+    unknown = sorted(set(args.models) - set(models))
+    if unknown:
+        ap.error(f"unknown model(s) {unknown}; known: {sorted(models)}")
+    timers = (matmul, sgemm)
     for name in args.models:
-        name = name.removeprefix("light_")
-        lite_ms, prod_ms, ort_ms = _measure(name, args.seconds, onnxlite, onnxruntime, (matmul, sgemm))
+        lite_ms, prod_ms, ort_ms = _measure(models[name], args.seconds, onnxlite, onnxruntime, timers)
         ratios["products"].append(prod_ms / ort_ms)
         ratios["run"].append(lite_ms / ort_ms)
         rows.append(
-            f"| light_{name} | {lite_ms:.2f} | {prod_ms:.2f} ({prod_ms / lite_ms:.0%}) | {ort_ms:.2f} "
+            f"| {name} | {lite_ms:.2f} | {prod_ms:.2f} ({prod_ms / lite_ms:.0%}) | {ort_ms:.2f} "
             f"| {prod_ms / ort_ms:.2f} | {lite_ms / ort_ms:.2f} |"
         )
         print(rows[-1], flush=True)

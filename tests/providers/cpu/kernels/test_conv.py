@@ -578,3 +578,66 @@ def test_depthwise_channels_last_rows_on_workers_match_one_thread(monkeypatch):
         conv_mod.workers.set_workers(prev)
     assert sorted(rows) == [(0, 7), (0, 7), (7, 14), (7, 14)]  # two bands per image
     _assert_near(got, want)
+
+
+# ------------------------------------------------ depthwise 2-D on large maps, shifted passes
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "hw", "k", "stride", "pads", "bias"),
+    [
+        (1, 8, (28, 28), (3, 3), 1, (1, 1, 1, 1), True),
+        (2, 5, (30, 27), (3, 3), 1, (1, 1, 1, 1), False),  # batch, non-square
+        (1, 7, (29, 31), (3, 3), 2, (1, 1, 1, 1), True),  # stride 2: four phases, odd sizes
+        (2, 4, (33, 33), (5, 5), 2, (2, 2, 2, 2), True),  # 5x5
+        (1, 3, (40, 26), (1, 3), 1, (0, 1, 0, 1), True),  # one-row kernel, pads on one axis
+        (1, 6, (45, 45), (3, 3), 2, (2, 0, 0, 2), True),  # asymmetric pads
+        (1, 9, (30, 30), (3, 5), 1, (0, 0, 0, 0), True),  # no pads
+    ],
+)
+@pytest.mark.parametrize("block", [1 << 16, 700])  # one block of channels, or many
+def test_depthwise_shifted_passes(monkeypatch, n, c, hw, k, stride, pads, bias, block):
+    from onnxlite.providers.cpu.kernels import _depthwise_shift
+
+    monkeypatch.setattr(_depthwise_shift, "_BLOCK", block)
+    x, w = rand(n, c, *hw), rand(c, 1, *k)
+    inputs = {"x": x, "w": w} | ({"b": rand(c)} if bias else {})
+    calls = _spy_calls(monkeypatch, _depthwise_shift, "conv")
+    attrs = {"group": c, "strides": [stride, stride], "pads": list(pads)}
+    before = np.getbufsize()
+    check_node("Conv", inputs, attrs, rtol=1e-4, atol=1e-5)
+    assert x.shape in calls  # the shifted-pass path ran
+    assert np.getbufsize() == before
+
+
+def test_depthwise_shifted_passes_only_where_they_pay(monkeypatch):
+    from onnxlite.providers.cpu.kernels import _depthwise_shift
+
+    calls = _spy_calls(monkeypatch, _depthwise_shift, "conv")
+    cases = [
+        (rand(1, 8, 20, 20), rand(8, 1, 3, 3), {"pads": [1, 1, 1, 1]}),  # 20x20 outputs, stride 1
+        (rand(1, 8, 24, 24), rand(8, 1, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),  # 12x12
+        (rand(1, 8, 30, 30), rand(8, 1, 3, 3), {"pads": [2, 2, 2, 2], "dilations": [2, 2]}),
+        (rand(1, 8, 30, 30), rand(8, 1, 3, 3), {"pads": [1, 1, 1, 1], "strides": [1, 2]}),
+        (rand(1, 8, 30, 30), rand(8, 1, 3, 3), {"pads": [1, 1, 1, 1], "strides": [3, 3]}),
+        (rand(1, 8, 30, 30).astype(np.float64), rand(8, 1, 3, 3, dtype=np.float64), {"pads": [1, 1, 1, 1]}),
+    ]
+    for x, w, attrs in cases:
+        check_node("Conv", {"x": x, "w": w}, {"group": 8, **attrs}, rtol=1e-4, atol=1e-5)
+    x, w = rand(1, 8, 30, 30), rand(16, 1, 3, 3)  # two outputs per channel: not depthwise here
+    check_node("Conv", {"x": x, "w": w}, {"group": 8, "pads": [1, 1, 1, 1]}, rtol=1e-4, atol=1e-5)
+    assert calls == []
+
+
+def test_depthwise_shifted_passes_leave_large_maps_to_the_workers():
+    from onnxlite.providers.cpu.kernels import _depthwise_shift
+
+    x, w = rand(1, 32, 112, 112), rand(32, 1, 3, 3)
+    args = (x, w, 32, (1, 1), (1, 1), (1, 1), (1, 1), (112, 112))
+    assert _depthwise_shift.applies(*args)
+    prev = _depthwise_shift.workers.set_workers(2)
+    try:
+        assert not _depthwise_shift.applies(*args)  # the patch path splits its bands
+        assert _depthwise_shift.applies(rand(1, 32, 28, 28), w, 32, (1, 1), (1, 1), (1, 1), (1, 1), (28, 28))
+    finally:
+        _depthwise_shift.workers.set_workers(prev)

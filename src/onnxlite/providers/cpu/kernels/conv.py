@@ -25,7 +25,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import blas, broadcast, workers
 from ..registry import kernel
-from . import _depthwise2d, _direct, _winograd
+from . import _depthwise2d, _depthwise_shift, _direct, _winograd
 
 # Types numpy has no BLAS for: computed in float32 and cast back.
 _LOW_DTYPES = frozenset((np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)))
@@ -172,6 +172,8 @@ def conv_core(
         y = _depthwise(pad_spatial(x, pb, pe), w, group, s, d, out)
     elif group > 1 and _depthwise2d.applies(x, w, group, s, pb, pe, out):
         return _depthwise2d.conv(x, w, b, s, d, pb, pe, out)
+    elif group > 1 and _depthwise_shift.applies(x, w, group, s, d, pb, pe, out):
+        return _depthwise_shift.conv(x, w, b, s, pb, out)
     elif group == 1 and _direct.applies(x, w, s, pb, pe, out):
         _winograd.release(w)
         return _direct.conv_taps(x, w, b, d, pb, pe, out)
