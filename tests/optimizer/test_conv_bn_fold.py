@@ -92,3 +92,21 @@ def test_replaced_weights_are_dropped_by_the_fold_itself(ir_version: int) -> Non
     assert "x" in [v.name for v in m.graph.inputs]
     feeds = {"x": rand(1, 4, 5, 5, seed=3)}
     check_same(proto, m, feeds)
+
+
+def test_layers_sharing_weights_and_statistics_fold_to_one_shared_array() -> None:
+    inits = {"w": rand(6, 4, 3, 3, seed=1), **_bn_inits(6)}
+    nodes = [
+        mk("Conv", ["x", "w"], ["c1"], pads=[1, 1, 1, 1]),
+        mk("BatchNormalization", ["c1", "scale", "bias", "mean", "var"], ["y1"]),
+        mk("Conv", ["x2", "w"], ["c2"], pads=[1, 1, 1, 1]),
+        mk("BatchNormalization", ["c2", "scale", "bias", "mean", "var"], ["y2"]),
+    ]
+    proto = make_model(nodes, {"x": (F32, [1, 4, 8, 8]), "x2": (F32, [1, 4, 8, 8])}, ["y1", "y2"], inits)
+    m, _ = run(proto, "conv_bn_fold", "dead_code")
+    w1, w2 = (m.graph.initializers[n.inputs[1]] for n in m.graph.nodes)
+    assert w1 is w2  # one fold computed, one array under both names
+    m, _ = run(proto, "conv_bn_fold", "dead_code", "cse")
+    assert m.graph.nodes[0].inputs[1] == m.graph.nodes[1].inputs[1]  # merged by name too
+    feeds = {"x": rand(1, 4, 8, 8, seed=3), "x2": rand(1, 4, 8, 8, seed=4)}
+    check_same(proto, m, feeds)

@@ -55,3 +55,24 @@ def test_constants_initializers_constant_nodes_and_constant_of_shape() -> None:
     assert idx.dims("z") == [2, 3]
     assert idx.const("o") is None  # an initializer that is also an input can be fed
     assert idx.const("x") is None
+
+
+def test_scaled_rounds_once_and_a_memo_returns_one_result_per_weight_and_factors() -> None:
+    from onnxlite.optimizer._graphutil import scaled
+
+    w = rand(4, 3, 3, 3, seed=1)
+    f = np.array([0.5, 1 / 3, 2.0, -1.25]).reshape(4, 1, 1, 1)
+    want = (w.astype(np.float64) * f).astype(np.float32)
+    np.testing.assert_array_equal(scaled(w, f), want)
+    memo: dict = {}
+    a = scaled(w, f, memo)
+    np.testing.assert_array_equal(a, want)
+    assert scaled(w, f.copy(), memo) is a  # equal factors, the same weight object
+    assert scaled(w.copy(), f, memo) is not a  # equal contents, another object: computed again
+    assert scaled(w, f * 2, memo) is not a
+    key = next(iter(memo))
+    del w  # a weight no longer alive is not matched by a new array at its address
+    w2 = rand(4, 3, 3, 3, seed=2)
+    got = scaled(w2, f, memo)
+    np.testing.assert_array_equal(got, (w2.astype(np.float64) * f).astype(np.float32))
+    assert key in memo

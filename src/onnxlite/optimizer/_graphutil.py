@@ -4,6 +4,7 @@ shapes and attribute access."""
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
 import numpy as np
@@ -52,11 +53,27 @@ def constant_node_value(node: Node) -> np.ndarray | None:
     return None
 
 
-def scaled(w: np.ndarray, f: np.ndarray) -> np.ndarray:
+def scaled(w: np.ndarray, f: np.ndarray, memo: dict[Any, Any] | None = None) -> np.ndarray:
     """``w * f`` (``f`` broadcasting over ``w``) computed in float64 and rounded once to w's
-    dtype, in one pass without a float64 copy of ``w`` (folds rescale every weight)."""
+    dtype, in one pass without a float64 copy of ``w`` (folds rescale every weight).
+
+    With ``memo`` (a pass's, e.g. ``GraphIndex.cache``), the same ``w`` object scaled by equal
+    factors again returns the same result object: layers that share weights and normalization
+    parameters (common subexpression elimination merged them) fold to one array, which the next
+    merge recognises without comparing contents (ResNet-50's constant-filled light model: 11 ms
+    of a session's creation).
+    """
+    key = None
+    if memo is not None:
+        key = (id(w), f.dtype.str, f.shape, f.tobytes())
+        hit = memo.get(key)
+        if hit is not None and hit[0]() is w:
+            return hit[1]
     out = np.empty(w.shape, w.dtype)
     np.multiply(w, f, out=out, dtype=np.float64, casting="same_kind")
+    if key is not None:
+        assert memo is not None
+        memo[key] = (weakref.ref(w), out)  # not keeping w alive: a replaced weight is freed
     return out
 
 

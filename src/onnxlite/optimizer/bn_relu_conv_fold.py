@@ -59,7 +59,7 @@ class BnReluConvFold(PatternPass):
             idx.drop_if_unused(name)
         for conv, w in zip(convs, weights):
             assert w is not None
-            w2 = scaled(w, f.reshape(1, c, 1, 1))
+            w2 = scaled(w, f.reshape(1, c, 1, 1), idx.cache.setdefault("scaled", {}))
             old = conv.inputs[1]
             idx.set_input(conv, 1, idx.add_initializer(f"{old}_scaled", w2))
             idx.drop_if_unused(old)

@@ -43,7 +43,7 @@ class ConvBnFold(PatternPass):
         if b is not None and (b.size != m or b.dtype != w.dtype):
             return False
         f = scale / np.sqrt(var + float(attr(bn, "epsilon", 1e-5)))
-        w2 = scaled(w, f.reshape((m,) + (1,) * (w.ndim - 1)))
+        w2 = scaled(w, f.reshape((m,) + (1,) * (w.ndim - 1)), idx.cache.setdefault("scaled", {}))
         b0 = np.zeros(m) if b is None else b.reshape(-1).astype(np.float64)
         b2 = ((b0 - mean) * f + bias).astype(w.dtype)
         replace_conv_params(conv, idx, w2, b2, bn)

@@ -37,7 +37,7 @@ class ConvMulAddFold(PatternPass):
         b0 = np.zeros(m) if b is None else b.reshape(-1).astype(np.float64)
         w2: np.ndarray | None = None
         if node.op_type == "Mul":
-            w2 = scaled(w, cv.reshape((m,) + (1,) * (w.ndim - 1)))
+            w2 = scaled(w, cv.reshape((m,) + (1,) * (w.ndim - 1)), idx.cache.setdefault("scaled", {}))
             b2 = (b0 * cv).astype(w.dtype)
         else:
             b2 = (b0 + cv).astype(w.dtype)

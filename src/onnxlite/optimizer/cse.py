@@ -101,6 +101,8 @@ def _fingerprint(arr: np.ndarray) -> bytes:
 
 def _equal(a: np.ndarray, b: np.ndarray) -> bool:
     """Same bytes (so -0.0 and 0.0 stay apart): a merge must not change any value."""
+    if a is b:  # one array under two names (see _graphutil.scaled)
+        return True
     if a.size <= _SMALL:
         return a.tobytes() == b.tobytes()
     return bool(np.array_equal(_bytes(a), _bytes(b)))
