@@ -218,3 +218,19 @@ def test_duplicate_initializer_warns_and_uses_the_last() -> None:
     with pytest.warns(UserWarning, match="duplicate initializer 'c'"):
         sess = onnxlite.InferenceSession(model.SerializeToString())
     np.testing.assert_array_equal(sess.run(None, {"x": np.zeros(2, np.float32)})[0], [5, 5])
+
+
+def test_nodes_out_of_order_are_sorted_and_ordered_lists_kept_as_they_are() -> None:
+    from onnxlite.ir.graph import Graph, Node
+    from onnxlite.ir.load import in_order, toposort
+
+    def node(name, ins, outs):  # type: ignore[no-untyped-def]
+        return Node(name=name, op_type="Relu", inputs=list(ins), outputs=list(outs))
+
+    a, b, c = node("a", ["x"], ["p"]), node("b", ["p"], ["q"]), node("c", ["x", "q"], ["y"])
+    assert in_order([a, b, c], {"x"})
+    assert toposort(Graph("g", [a, b, c], [], [], {}), {"x"}) == [a, b, c]
+    assert not in_order([b, a, c], {"x"})  # b reads p before a makes it
+    assert toposort(Graph("g", [b, a, c], [], [], {}), {"x"}) == [a, b, c]
+    assert not in_order([node("s", ["s_out"], ["s_out"])], set())  # a node reading its own output
+    assert in_order([node("d", ["outer"], ["z"])], set())  # a name no node here produces
