@@ -177,3 +177,32 @@ def test_dequantize_of_constant_weights_stays() -> None:
     proto = make_model(nodes, {"x": (F32, [2, 3])}, ["y"], inits)
     m, changed = run(proto, "constant_folding", "cse")
     assert changed == [] and ops(m) == ["DequantizeLinear", "MatMul"]
+
+
+def test_equal_constant_of_shape_weights_fold_to_one_array() -> None:
+    def fill(shape_name: str, out: str, v: float):  # type: ignore[no-untyped-def]
+        return mk("ConstantOfShape", [shape_name], [out], value=helper.make_tensor("v", 1, [1], [v]))
+
+    nodes = [
+        fill("s4", "w1", 0.02),
+        fill("s4", "w2", 0.02),  # equal to w1
+        fill("s4b", "w3", 0.02),  # equal shape from another shape initializer
+        fill("s4", "w4", 0.03),  # another value
+        fill("s3", "w5", 0.02),  # another shape
+        mk("Mul", ["x", "w1"], ["a"]),
+        mk("Mul", ["a", "w2"], ["b"]),
+        mk("Mul", ["b", "w3"], ["c"]),
+        mk("Mul", ["c", "w4"], ["d"]),
+        mk("Mul", ["d", "w5"], ["y"]),
+    ]
+    inits = {"s4": np.array([2, 4], I64), "s4b": np.array([2, 4], I64), "s3": np.array([1, 4], I64)}
+    proto = make_model(nodes, {"x": (F32, [2, 4])}, ["y"], inits)
+    m, _ = run(proto, "constant_folding")
+    w = m.graph.initializers
+    assert w["w1"] is w["w2"] is w["w3"]
+    assert w["w4"] is not w["w1"] and w["w5"] is not w["w1"]
+    np.testing.assert_array_equal(w["w4"], np.full((2, 4), 0.03, np.float32))
+    m, _ = run(proto, "constant_folding", "cse", "dead_code")
+    reads = [n.inputs[1] for n in m.graph.nodes]
+    assert reads[0] == reads[1] == reads[2] and len(set(reads)) == 3  # merged by name too
+    check_same(proto, m, {"x": rand(2, 4)})

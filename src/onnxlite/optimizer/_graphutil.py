@@ -269,7 +269,7 @@ class GraphIndex:
             fill = node.attrs.get("value")
             if fill is None:
                 fill = np.zeros(1, dtype=np.float32)
-            val = np.full(tuple(int(s) for s in shape), fill.reshape(-1)[0], dtype=fill.dtype)
+            val = self.ctx.filled(tuple(int(s) for s in shape), fill)
         if val is not None:
             self._const_cache[name] = val
         return val

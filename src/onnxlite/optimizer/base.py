@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -39,6 +40,8 @@ class PassContext:
     check_kernels: bool = True
     _cpu: Any = None
     _counter: Iterator[int] = field(default_factory=itertools.count)
+    # ConstantOfShape values by shape and fill, while some initializer holds them (see filled)
+    _fills: weakref.WeakValueDictionary[Any, Any] = field(default_factory=weakref.WeakValueDictionary)
 
     @classmethod
     def for_model(cls, model: Model, check_kernels: bool = True) -> PassContext:
@@ -49,6 +52,23 @@ class PassContext:
     def opset(self, domain: str = "") -> int:
         """The model's opset for ``domain`` (0 when not imported)."""
         return self.opsets.get("" if domain == "ai.onnx" else domain, 0)
+
+    def filled(self, shape: tuple[int, ...], fill: Any) -> Any:
+        """``np.full(shape, fill[0])``: one array per shape and fill value. Models that ship
+        their weights as ConstantOfShape (the onnx package's light models) fill hundreds of
+        equal ones; as one object, common subexpression elimination merges them without
+        comparing contents, and they take their memory once."""
+        import numpy as np
+
+        value = fill.reshape(-1)[:1]
+        if value.dtype.kind not in "biufc":
+            return np.full(shape, value[0], dtype=value.dtype)
+        key = (shape, value.dtype.str, value.tobytes())
+        arr = self._fills.get(key)
+        if arr is None:
+            arr = np.full(shape, value[0], dtype=value.dtype)
+            self._fills[key] = arr
+        return arr
 
     def fresh(self, base: str) -> str:
         """A value or node name not used anywhere in the model."""
