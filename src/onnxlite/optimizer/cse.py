@@ -122,6 +122,12 @@ def _attrs_key(attrs: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _value_key(v: Any) -> Any:
+    t = type(v)
+    # the common attribute values first (every node's attributes are keyed on every call)
+    if t is int or t is str:
+        return v
+    if t is list and all(type(x) is int for x in v):
+        return tuple(v)
     if isinstance(v, np.ndarray):
         return ("tensor", v.dtype.str, v.shape, v.tobytes() if v.dtype != object else tuple(v.flat))
     if isinstance(v, list):
