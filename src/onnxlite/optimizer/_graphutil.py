@@ -63,17 +63,20 @@ def scaled(w: np.ndarray, f: np.ndarray, memo: dict[Any, Any] | None = None) -> 
     merge recognises without comparing contents (ResNet-50's constant-filled light model: 11 ms
     of a session's creation).
     """
-    key = None
-    if memo is not None:
-        key = (id(w), f.dtype.str, f.shape, f.tobytes())
-        hit = memo.get(key)
-        if hit is not None and hit[0]() is w:
-            return hit[1]
+    if memo is None:
+        return _scaled(w, f)
+    key = (id(w), f.dtype.str, f.shape, f.tobytes())
+    hit = memo.get(key)
+    if hit is not None and hit[0]() is w:
+        return hit[1]
+    out = _scaled(w, f)
+    memo[key] = (weakref.ref(w), out)  # not keeping w alive: a replaced weight is freed
+    return out
+
+
+def _scaled(w: np.ndarray, f: np.ndarray) -> np.ndarray:
     out = np.empty(w.shape, w.dtype)
     np.multiply(w, f, out=out, dtype=np.float64, casting="same_kind")
-    if key is not None:
-        assert memo is not None
-        memo[key] = (weakref.ref(w), out)  # not keeping w alive: a replaced weight is freed
     return out
 
 

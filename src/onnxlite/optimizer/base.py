@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+import numpy as np
+
 from ..ir.graph import Graph, Model
 
 if TYPE_CHECKING:
@@ -58,8 +60,6 @@ class PassContext:
         their weights as ConstantOfShape (the onnx package's light models) fill hundreds of
         equal ones; as one object, common subexpression elimination merges them without
         comparing contents, and they take their memory once."""
-        import numpy as np
-
         value = fill.reshape(-1)[:1]
         if value.dtype.kind not in "biufc":
             return np.full(shape, value[0], dtype=value.dtype)
