@@ -16,7 +16,7 @@ import numpy as np
 
 _MIN_SIZE = 1 << 14  # elements of the larger operand
 _ROWS = (192, 4096)  # row lengths [lo, hi) that run faster unbuffered
-_BUFSIZE = 256
+BUFSIZE = 256  # numpy's buffer for loops over repeated rows
 
 
 def repeat_run(full: tuple[int, ...], small: tuple[int, ...]) -> int:
@@ -52,7 +52,7 @@ def apply(ufunc: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = Non
     """``ufunc(a, b, out=out)`` for arrays, with numpy's buffer sized for repeated rows."""
     if not unbuffered(a, b):
         return ufunc(a, b, out=out)
-    old = np.setbufsize(_BUFSIZE)
+    old = np.setbufsize(BUFSIZE)
     try:
         return ufunc(a, b, out=out)
     finally:

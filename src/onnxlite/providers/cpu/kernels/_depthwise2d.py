@@ -37,6 +37,14 @@ _MAX_STRIDED_OUTPUTS = 8 * 8
 _TAPS = DerivedWeights()
 
 
+def float32_depthwise_2d(x: np.ndarray, w: np.ndarray, group: int) -> bool:
+    """A float32 2-D convolution with one output channel per input channel."""
+    if x.dtype != np.float32 or w.dtype != np.float32 or x.ndim != 4 or w.ndim != 4:
+        return False
+    c = x.shape[1]
+    return group == c and w.shape[0] == c and w.shape[1] == 1
+
+
 def applies(
     x: np.ndarray,
     w: np.ndarray,
@@ -48,10 +56,7 @@ def applies(
 ) -> bool:
     """Whether a convolution is a float32 2-D depthwise one (one output channel per input
     channel) that :func:`conv` computes faster."""
-    if not ENABLED or x.dtype != np.float32 or w.dtype != np.float32 or x.ndim != 4 or w.ndim != 4:
-        return False
-    c = x.shape[1]
-    if group != c or w.shape[0] != c or w.shape[1] != 1 or c < _MIN_CHANNELS:
+    if not ENABLED or not float32_depthwise_2d(x, w, group) or x.shape[1] < _MIN_CHANNELS:
         return False
     most = _MAX_OUTPUTS if s[1] == 1 else _MAX_STRIDED_OUTPUTS
     return min(*pb, *pe) >= 0 and 0 < out[0] * out[1] <= most

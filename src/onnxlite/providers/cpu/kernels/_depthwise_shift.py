@@ -20,12 +20,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import workers
+from ..broadcast import BUFSIZE
+from ._depthwise2d import float32_depthwise_2d
 
 ENABLED = True
 _MIN_OUTPUTS = {1: 24 * 24, 2: 14 * 14}  # per stride: output maps from this size on
 _SPLIT_OUTPUTS = 56 * 56  # with workers, output maps from this size on take the patch path
 _BLOCK = 1 << 16  # elements of one block of phase maps
-_BUFSIZE = 256  # numpy's buffer during the per-channel products (see ..broadcast)
 
 
 def applies(
@@ -40,10 +41,7 @@ def applies(
 ) -> bool:
     """Whether a convolution is a float32 2-D depthwise one (one output channel per input
     channel, no dilation) on maps large enough for :func:`conv`."""
-    if not ENABLED or x.dtype != np.float32 or w.dtype != np.float32 or x.ndim != 4 or w.ndim != 4:
-        return False
-    c = x.shape[1]
-    if group != c or w.shape[0] != c or w.shape[1] != 1 or tuple(d) != (1, 1):
+    if not ENABLED or not float32_depthwise_2d(x, w, group) or tuple(d) != (1, 1):
         return False
     if s[0] != s[1] or s[0] not in _MIN_OUTPUTS or min(*pb, *pe) < 0:
         return False
@@ -100,7 +98,8 @@ def _image(
     acc = np.empty(cb * plane, np.float32)
     tmp = np.empty(cb * plane, np.float32)
     taps = [((i % s) * s + j % s, (i // s) * wq + j // s) for i in range(kh) for j in range(kw)]
-    old = np.setbufsize(_BUFSIZE)
+    # the per-channel products repeat each weight along a row: numpy's buffer as in ..broadcast
+    old = np.setbufsize(BUFSIZE)
     try:
         for b0 in range(0, c, cb):
             m = min(cb, c - b0)
